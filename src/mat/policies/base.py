@@ -20,12 +20,21 @@ class Decision:
     its step size (1.0 for everyone except Multirate's slow modules). Parameters outside the
     partition are always updated with scale 1."""
 
-    active: torch.Tensor  # bool, [n_modules]
-    lr_scale: torch.Tensor  # float, [n_modules]
+    active: torch.Tensor  # bool, [n_modules]: parameters (and optimizer state) of module i may change
+    lr_scale: torch.Tensor  # float, [n_modules]: step-size factor of module i
+    # bool, [n_modules]: whether module i's optimizer state absorbs this step's gradient. None means
+    # "same as active". Only Multirate's linear-drift variant moves a module without a new gradient.
+    use_grad: torch.Tensor | None = None
+    # bool, [n_modules]: modules removed from the forward pass (pruning, Table 5). The trainer zeroes
+    # a pruned module's slices once, and a pruned module is never active again.
+    pruned: torch.Tensor | None = None
 
     @classmethod
     def everyone(cls, n: int) -> "Decision":
         return cls(torch.ones(n, dtype=torch.bool), torch.ones(n))
+
+
+MEASUREMENTS = ("mntk", "snip")
 
 
 class Policy(Protocol):
@@ -34,11 +43,14 @@ class Policy(Protocol):
 
     partition: Partition
 
-    def wants_mntk(self, epoch: int) -> bool:
-        """Whether the policy needs the mNTK eigenvalues at the start of `epoch`."""
+    def wants(self, epoch: int) -> set[str]:
+        """Measurements the policy needs at the start of `epoch`, from MEASUREMENTS."""
 
-    def observe_mntk(self, epoch: int, eigenvalues: Mapping[str, torch.Tensor]) -> None:
-        """Receive {module name: eigenvalues, descending} computed at the start of `epoch`."""
+    def observe(self, epoch: int, name: str, values: Mapping[str, torch.Tensor] | torch.Tensor) -> None:
+        """Receive a measurement taken at the start of `epoch`:
+        "mntk": {module name: mNTK eigenvalues, descending} (Definition 1, S samples);
+        "snip": per-module connection sensitivity, float [n_modules] (sum of |g * w| over the
+        module's slices on one training minibatch, Lee et al. 2018)."""
 
     def start_epoch(self, epoch: int) -> None:
         """Called at the start of each epoch (after `observe_mntk` when the mNTK was computed)."""
