@@ -1,0 +1,25 @@
+# The MAT reproduction's DAG: data -> training per (experiment, method, seed) -> tables -> figures.
+#   snakemake --cores all                         # the default (tiny) profile, offline, minutes
+#   snakemake --cores all --config profile=small  # one GPU, real data
+# Every number lives in config/profiles/<profile>.yaml; rules live in workflow/rules/.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,65 @@
+"""`python -m mat config`: list a profile's runs, or write one run's resolved config.
+
+    python -m mat config list  --profile tiny
+    python -m mat config write --profile tiny --experiment table1 --method mat --seed 0 --out FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from mat import profiles
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["list", "show", "write"])
+    parser.add_argument("--profile", default="tiny")
+    parser.add_argument("--profile-dir", default=str(profiles.PROFILE_DIR))
+    parser.add_argument("--experiment")
+    parser.add_argument("--method")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--out", help="with `write`: the YAML file to write (atomically)")
+
+
+def write_yaml_atomic(data: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            yaml.safe_dump(data, fh, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        prof = profiles.load_profile(args.profile, args.profile_dir)
+        if args.action == "list":
+            for r in profiles.runs(prof):
+                print(f"{r.experiment}\t{r.method}\t{r.seed}\t{r.dir}")
+            return 0
+        missing = [k for k in ("experiment", "method", "seed") if getattr(args, k) is None]
+        if missing:
+            print(f"python -m mat config {args.action}: missing --{', --'.join(missing)}", file=sys.stderr)
+            return 2
+        cfg = profiles.run_config(prof, args.experiment, args.method, args.seed)
+        if args.action == "show":
+            yaml.safe_dump(cfg, sys.stdout, sort_keys=False)
+        else:
+            if not args.out:
+                print("python -m mat config write: missing --out", file=sys.stderr)
+                return 2
+            write_yaml_atomic(cfg, args.out)
+        return 0
+    except profiles.ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

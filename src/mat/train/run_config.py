@@ -1,0 +1,183 @@
+"""Run config: one YAML file = one training run. Validated up front, defaults filled in.
+
+The shape of a run config and its defaults live in `mat/schemas/run.schema.yaml`. The blocks owned
+by other packages (`method` by mat.policies, `optim` by mat.optim) are checked by their owners'
+validators here too, so a typo anywhere fails before any data is loaded or any step is taken.
+Every error names the key path, the bad value and what is allowed (with a "did you mean" for an
+unknown key).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+import yaml
+
+TEXT_DATASETS = ("tiny-text", "wikitext2", "wikitext103")
+IMAGE_DATASETS = ("tiny-images", "cifar10")
+TEXT_ARCHS = ("bert", "switch")
+IMAGE_ARCHS = ("vgg16",)
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be trained: the message names the key path and the problem."""
+
+
+def schema() -> dict:
+    return yaml.safe_load(resources.files("mat").joinpath("schemas/run.schema.yaml").read_text())
+
+
+# --------------------------------------------------------------------------------------- reading
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"run config {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(cfg: dict, assignments: Iterable[str]) -> dict:
+    """A copy of `cfg` with `key.path=value` assignments applied (values parsed as YAML scalars)."""
+    out = copy.deepcopy(cfg)
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. data.seq_len=32")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from None
+        parts = key.strip().split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"--set {item!r}: {where} is {child!r}, not a mapping of keys")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+# ------------------------------------------------------------------------------------ validation
+def _path(parts: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> list[str]:
+    """One readable line per problem in a jsonschema error."""
+    where = list(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        lines = []
+        for key in sorted(set(error.instance) - set(allowed)):
+            hint = difflib.get_close_matches(str(key), allowed, n=1)
+            lines.append(
+                f"{_path(where + [key])}: unknown key"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; allowed keys: {', '.join(allowed)}"
+            )
+        return lines
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return [f"{_path(where + [k])}: missing (required)" for k in missing]
+    if error.validator == "enum":
+        allowed = ", ".join(repr(v) for v in error.validator_value)
+        hint = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
+        return [
+            f"{_path(where)}: got {error.instance!r}; allowed values: {allowed}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        ]
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return [f"{_path(where)}: expected {expected}, got {error.instance!r}"]
+    return [f"{_path(where)}: got {error.instance!r}: {error.message}"]
+
+
+def _fill_defaults(node: Any, sch: Mapping) -> Any:
+    """Fill `default:` values of the schema's object properties, recursively."""
+    if not isinstance(node, dict) or sch.get("type") != "object":
+        return node
+    for key, sub in sch.get("properties", {}).items():
+        if key not in node and "default" in sub:
+            node[key] = copy.deepcopy(sub["default"])
+        if key in node:
+            node[key] = _fill_defaults(node[key], sub)
+    return node
+
+
+def _check_consistency(cfg: dict) -> list[str]:
+    """Rules across keys that a JSON schema does not express readably."""
+    problems = []
+    data, train = cfg["data"], cfg["train"]
+    arch = cfg["model"]["arch"]
+    if data["name"] in TEXT_DATASETS and arch not in TEXT_ARCHS:
+        problems.append(
+            f"model.arch: got {arch!r}, which does not take text data ({data['name']!r}); "
+            f"allowed with text: {', '.join(TEXT_ARCHS)}"
+        )
+    if data["name"] in IMAGE_DATASETS and arch not in IMAGE_ARCHS:
+        problems.append(
+            f"model.arch: got {arch!r}, which does not take image data ({data['name']!r}); "
+            f"allowed with images: {', '.join(IMAGE_ARCHS)}"
+        )
+    if (train["epochs"] is None) == (train["max_steps"] is None):
+        problems.append(
+            f"train: set exactly one of train.epochs and train.max_steps "
+            f"(got epochs={train['epochs']!r}, max_steps={train['max_steps']!r})"
+        )
+    if "vocab_size" in cfg["model"]:
+        problems.append("model.vocab_size: is filled in from the data; set data.vocab_size instead")
+    return problems
+
+
+def _owner_checks(cfg: dict) -> list[str]:
+    """The `method` and `optim` owners' own validation (they raise ValueError naming the key)."""
+    problems = []
+    from mat import optim, policies
+
+    for block, check in (("method", policies.validate_method_config), ("optim", optim.validate_optim_config)):
+        try:
+            check(cfg[block])
+        except (ValueError, TypeError, KeyError) as exc:
+            msg = str(exc).strip("'\"")
+            problems.append(msg if msg.startswith(block) else f"{block}: {msg}")
+    return problems
+
+
+def validate(cfg: dict, source: str = "run config") -> dict:
+    """Validate `cfg` against the schema and the owners' rules; return it with defaults filled."""
+    sch = schema()
+    validator = jsonschema.Draft202012Validator(sch)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
+    lines = [line for e in errors for line in _describe(e)]
+    if not lines:
+        cfg = _fill_defaults(copy.deepcopy(cfg), sch)
+        if cfg["data"]["dir"] is None:
+            cfg["data"]["dir"] = f"data/{cfg['data']['name']}"
+        lines = _check_consistency(cfg) + _owner_checks(cfg)
+    if lines:
+        raise ConfigError(f"{source} is not valid:\n  " + "\n  ".join(lines))
+    return cfg
+
+
+def load_run_config(path_or_dict: str | Path | Mapping, overrides: Iterable[str] = ()) -> dict:
+    """Read (a path) or take (a mapping) a run config, apply `KEY.PATH=VALUE` overrides, validate
+    it and return the resolved config with every default filled in."""
+    if isinstance(path_or_dict, Mapping):
+        cfg, source = copy.deepcopy(dict(path_or_dict)), "run config"
+    else:
+        cfg, source = read_yaml(path_or_dict), str(path_or_dict)
+    cfg = apply_overrides(cfg, overrides)
+    return validate(cfg, source)

@@ -1,0 +1,87 @@
+# Helpers shared by the rules: the profile, its runs, and the paths they write.
+import hashlib
+from pathlib import Path
+import json
+
+from snakemake.exceptions import WorkflowError
+
+from mat import profiles
+
+PROFILE = config["profile"]
+try:
+    PROF = profiles.load_profile(PROFILE)
+except profiles.ProfileError as exc:
+    raise WorkflowError(str(exc))
+
+RUNS = list(profiles.runs(PROF))
+RESULTS = f"results/{PROFILE}"
+FIGURES = f"paper_figures/{PROFILE}"
+RUN_FILES = ("summary.json", "metrics.csv", "mntk.csv", "modules.csv")
+
+
+def run_dir(experiment, method, seed):
+    return profiles.Run(PROFILE, experiment, method, int(seed)).dir
+
+
+def experiment_dataset(wildcards):
+    """The data marker file a run reads (written last by `python -m mat data get`)."""
+    ds = PROF["experiments"][wildcards.experiment]["run"]["data"]["dataset"]
+    return f"data/{ds}/mat-data.json"
+
+
+def run_fingerprint(wildcards):
+    """Hash of the resolved run config: a changed number reruns exactly the affected runs."""
+    cfg = profiles.run_config(PROF, wildcards.experiment, wildcards.method, int(wildcards.seed))
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def runs_of(experiment, files=("summary.json",)):
+    return [f"{r.dir}/{f}" for r in RUNS if r.experiment == experiment for f in files]
+
+
+def experiment_runs(wildcards):
+    return runs_of(wildcards.experiment, RUN_FILES)
+
+
+def dataset_options(wildcards):
+    ds = PROF["datasets"][wildcards.dataset]
+    opts = [f"--{k.replace('_', '-')} {v}" for k, v in ds.get("options", {}).items()]
+    if ds.get("source"):
+        opts.append(f"--source {ds['source']}")
+    return " ".join(opts)
+
+
+def dataset_name(wildcards):
+    return PROF["datasets"][wildcards.dataset]["name"]
+
+
+from mat.report.targets import TARGETS, available
+
+AVAILABLE = available(PROF["experiments"])
+TABLES = [t.name for t in AVAILABLE if t.kind == "table"]
+FIGS = [t.name for t in AVAILABLE if t.kind == "figure"]
+
+
+def _target_runs(name):
+    return [f for e in TARGETS[name].experiments for f in runs_of(e, RUN_FILES)]
+
+
+def experiment_runs_of_table(wildcards):
+    return _target_runs(wildcards.table)
+
+
+def figure_inputs(wildcards):
+    return _target_runs(wildcards.figure)
+
+
+def all_targets():
+    out = [f"{RESULTS}/{t}.{ext}" for t in TABLES for ext in ("csv", "md")]
+    out += [f"{FIGURES}/{f}.png" for f in FIGS]
+    if TABLES:
+        out.append(f"{RESULTS}/claims.md")
+    return out
+
+
+def output_dir(wildcards, output):
+    """The folder of a rule's first output."""
+    return str(Path(output[0]).parent)

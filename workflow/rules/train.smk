@@ -1,0 +1,40 @@
+# One training run per (experiment, method, seed). Final outputs appear only at the end; resume
+# state lives in the run folder's .work/ (not a declared output), so an interrupted run resumes.
+
+
+rule train:
+    input:
+        data=experiment_dataset,
+    output:
+        summary=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/summary.json",
+        metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",
+        mntk=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/mntk.csv",
+        modules=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/modules.csv",
+    params:
+        fingerprint=run_fingerprint,
+        profile=PROFILE,
+        dir=output_dir,
+    log:
+        f"logs/{PROFILE}/train/{{experiment}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{experiment}}/{{method}}/seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m mat config write --profile {params.profile} --experiment {wildcards.experiment}"
+        " --method {wildcards.method} --seed {wildcards.seed} --out {params.dir}/config.yaml"
+        " && OMP_NUM_THREADS={threads} python -m mat train --config {params.dir}/config.yaml"
+        " --out {params.dir} > {log} 2>&1"
+
+
+rule experiment:
+    """All runs of one experiment (the unit a DVC training stage asks for)."""
+    input:
+        experiment_runs,
+    output:
+        touch(f"{RESULTS}/runs/{{experiment}}/.complete"),
