@@ -44,3 +44,9 @@ def test_dvc_stages_name_every_table():
     assert out.returncode == 0, out.stdout + out.stderr
     names = {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
     assert {"table1", "table2", "table3", "claims", "train@table1"} <= names
+
+
+def test_slurm_profile_dry_run_requests_a_gpu_per_training_job():
+    out = _snakemake("-n", "--workflow-profile", "profiles/slurm", "--config", "profile=paper", "--forceall")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "rule train:" in out.stdout + out.stderr
