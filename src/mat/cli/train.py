@@ -1,0 +1,62 @@
+"""`python -m mat train --config FILE --out DIR [--set KEY.PATH=VALUE ...] [--device cpu] [--force]`
+
+Trains one run, resuming from `DIR/.work/` if an earlier attempt was interrupted. A progress bar
+(steps, loss) and one line per evaluation go to stderr. Exit status: 0 done (or already done),
+1 the loss diverged, 2 a bad config, missing data, or an output folder holding another run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="run config (YAML; see src/mat/schemas/run.schema.yaml)")
+    parser.add_argument("--out", required=True, help="output folder: metrics.csv, mntk.csv, modules.csv, summary.json")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config key (value read as YAML), e.g. --set data.seq_len=32; repeatable",
+    )
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config's device")
+    parser.add_argument("--force", action="store_true", help="replace outputs made with a different config")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+class _TqdmHandler(logging.Handler):
+    """Log lines that do not break the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mat.train import ConfigError, DivergedError, load_run_config, train
+
+    logger = logging.getLogger("mat.train")
+    if not logger.handlers:
+        handler = _TqdmHandler()
+        handler.setFormatter(logging.Formatter("mat train: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    try:
+        cfg = load_run_config(args.config, overrides)
+        summary = train(cfg, args.out, force=args.force, progress=not args.quiet)
+    except ConfigError as exc:  # also missing data and conflicting outputs
+        print(f"python -m mat train: {exc}", file=sys.stderr)
+        return 2
+    except DivergedError as exc:
+        print(f"python -m mat train: training diverged: {exc}", file=sys.stderr)
+        return 1
+    final = summary.get("final", {})
+    parts = [f"{split} loss {v['loss']:.4f} acc {v['accuracy']:.4f}" for split, v in final.items() if split != "train"]
+    print(f"python -m mat train: done, {summary['steps']} steps; {'; '.join(parts)} -> {args.out}", file=sys.stderr)
+    return 0

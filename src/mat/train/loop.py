@@ -1,0 +1,436 @@
+"""The one training loop: every model (BERT, Switch, VGG16), every method (a policy).
+
+Per epoch (Algorithm 1, lines 2-19): a permutation of the training set from a generator seeded by
+(seed, epoch); at the epoch's start the measurements the policy wants (mNTK, SNIP) plus those the
+logging schedule asks for, handed to `policy.observe`, logged, then `policy.start_epoch`. Per step:
+`policy.decide(step)` says which modules are updated and with what step size; the optimizer
+applies exactly that (`decision_masks`). Training ends at the step budget or when the policy has
+nothing left to train (`policy.finished()`, Algorithm 1 line 2). The loop never asks which method
+is running.
+
+Everything in flight lives in `OUT/.work/` (CSVs, checkpoint, the resolved config); the final
+files appear in `OUT/` only at the end, `summary.json` last. Rerunning the same command resumes
+from the last checkpoint and ends with the same CSVs as an uninterrupted run (on CPU; all but
+`wall_seconds`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from mat.train import checkpoint as ckpt
+from mat.train import logs, measure, seeds
+from mat.train.compute import COLUMNS as COMPUTE_COLUMNS
+from mat.train.compute import ComputeMeter
+from mat.train.run_config import ConfigError
+from mat.train.summary import write_summary
+from mat.train.tasks import load_task
+
+log = logging.getLogger("mat.train")
+
+OUTPUT_FILES = ("metrics.csv", "mntk.csv", "modules.csv")
+METRICS_COLUMNS = logs.METRICS_COLUMNS + COMPUTE_COLUMNS + ("wall_seconds",)
+
+
+class RunConflictError(ConfigError):
+    """OUT already holds a run (finished or in progress) made with a different config."""
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: got 'cuda', but torch sees no CUDA device here; allowed values: auto, cpu, cuda")
+    return torch.device(name)
+
+
+def _canonical(cfg: dict) -> str:
+    return json.dumps(cfg, sort_keys=True)
+
+
+class Trainer:
+    """One run: built from a resolved run config (`load_run_config`) and an output folder."""
+
+    def __init__(self, cfg: dict, out: str | Path, progress: bool = False):
+        self.cfg, self.out, self.work = cfg, Path(out), Path(out) / ".work"
+        self.progress = progress
+        self.seed = int(cfg["seed"])
+        self.device = resolve_device(cfg["device"])
+        tcfg, ncfg = cfg["train"], cfg["ntk"]
+        self.tcfg, self.ncfg = tcfg, ncfg
+
+        self.task = load_task(cfg, self.device)
+        torch.manual_seed(self.seed)  # model initialisation and dropout draw from the global generator
+        random.seed(self.seed)
+        from mat.models import build_model, build_partition
+        from mat.optim import build_optimizer, build_schedule, decision_masks
+        from mat.policies import build_policy
+
+        self._decision_masks = decision_masks
+        self.model = build_model({**cfg["model"], **self.task.model_options()}).to(self.device)
+        self.params = dict(self.model.named_parameters())
+        self.partition = build_partition(self.model, list(cfg["partition"]))
+        self.partition.check(self.params)
+        self.extra_partitions = {kind: build_partition(self.model, [kind]) for kind in ncfg["log_kinds"]}
+
+        self.steps_per_epoch = math.ceil(self.task.n_train / tcfg["batch_size"])
+        if tcfg["max_steps"] is not None:
+            self.total_steps = int(tcfg["max_steps"])
+        else:
+            self.total_steps = int(tcfg["epochs"]) * self.steps_per_epoch
+        self.policy = build_policy(cfg["method"], self.partition, self.seed, self.steps_per_epoch)
+        self.optimizer = build_optimizer(cfg["optim"], list(self.model.named_parameters()))
+        self.scheduler = build_schedule(cfg["optim"], self.optimizer, self.total_steps)
+        self.meter = ComputeMeter(self.model, self.partition)
+
+        n = len(self.partition)
+        self.step = 0
+        self.wall = 0.0  # seconds spent training (steps + measurements), across resumes
+        self.pruned = torch.zeros(n, dtype=torch.bool)  # modules whose slices were zeroed
+        self.epoch_active = torch.zeros(n, dtype=torch.long)  # steps each module was updated, this epoch
+        self.epoch_steps = 0
+        self.interval = [0.0, 0, 0, 0]  # train log: sum of step losses, steps, correct, counted
+        self.last_eval_step = -1
+        self.stopped_reason: str | None = None
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "wall": self.wall,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "policy": self.policy.state_dict(),
+            "meter": self.meter.state_dict(),
+            "rng": ckpt.rng_state(),
+            "pruned": self.pruned.clone(),
+            "epoch_active": self.epoch_active.clone(),
+            "epoch_steps": self.epoch_steps,
+            "interval": list(self.interval),
+            "last_eval_step": self.last_eval_step,
+            "rows": {name: self.logs[name].rows for name in OUTPUT_FILES},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.wall = int(state["step"]), float(state["wall"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.policy.load_state_dict(state["policy"])
+        self.meter.load_state_dict(state["meter"])
+        self.pruned = state["pruned"].clone()
+        self.epoch_active = state["epoch_active"].clone()
+        self.epoch_steps = int(state["epoch_steps"])
+        loss_sum, steps, correct, count = state["interval"]
+        self.interval = [float(loss_sum), int(steps), int(correct), int(count)]
+        self.last_eval_step = int(state["last_eval_step"])
+        ckpt.set_rng_state(state["rng"])
+
+    def _open_logs(self, rows: dict | None) -> None:
+        columns = {
+            "metrics.csv": METRICS_COLUMNS,
+            "mntk.csv": logs.mntk_columns(self.ncfg["top_k"]),
+            "modules.csv": logs.MODULES_COLUMNS,
+        }
+        self.logs = {
+            name: logs.CsvLog(self.work / name, cols, None if rows is None else int(rows[name]))
+            for name, cols in columns.items()
+        }
+
+    def _close_logs(self) -> None:
+        for f in getattr(self, "logs", {}).values():
+            f.close()
+
+    # ------------------------------------------------------------------------------ timing
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _timed(self, fn, *args):
+        self._sync()
+        t0 = time.perf_counter()
+        result = fn(*args)
+        self._sync()
+        self.wall += time.perf_counter() - t0
+        return result
+
+    # ------------------------------------------------------------------------------ epoch start
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        """This epoch's order of the training examples: a function of (seed, epoch) only."""
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, torch.randperm(self.task.n_train, generator=seeds.generator(self.seed, "epoch", epoch)))
+        return self._perm[1]
+
+    def _sample(self, epoch: int, purpose: str, size: int) -> torch.Tensor:
+        """`size` training indices drawn for a measurement, a function of (seed, purpose, epoch)."""
+        gen = seeds.generator(self.seed, purpose, epoch)
+        return torch.randperm(self.task.n_train, generator=gen)[: min(size, self.task.n_train)]
+
+    def _start_epoch(self, epoch: int) -> None:
+        """Measure what the policy wants and the logs ask for, then let the policy plan the epoch."""
+        wants = set(self.policy.wants(epoch))
+        every = self.ncfg["log_every"]
+        scheduled = every is not None and epoch % every == 0
+        measured = []
+        if "mntk" in wants or scheduled:
+            # Algorithm 1, line 3: S training inputs, drawn per epoch from (seed, epoch).
+            index = self._sample(epoch, "mntk", self.ncfg["samples"])
+            inputs = self.task.measure_inputs(index, (self.seed, "mntk-inputs", epoch))
+            eig = measure.mntk(self.model, inputs, self.partition, self.ncfg["chunk_size"])
+            self.meter.mntk(inputs)
+            if "mntk" in wants:
+                self.policy.observe(epoch, "mntk", eig)
+            measured.append((self.partition, eig))
+            for part in self.extra_partitions.values():
+                measured.append((part, measure.mntk(self.model, inputs, part, self.ncfg["chunk_size"])))
+                self.meter.mntk(inputs)
+            ranks = None
+            if self.ncfg["effective_rank"] and any(m.kind == "head" for p, _ in measured for m in p.modules):
+                ranks = measure.head_ranks(self.model, inputs)
+        if "snip" in wants:
+            index = self._sample(epoch, "snip", self.tcfg["batch_size"])
+            inputs, targets = self.task.train_batch(index, (self.seed, "snip-batch", epoch))
+            self.meter.mntk(inputs)
+            self.model.train()
+            scores = measure.snip(self.model, self.partition, lambda: self._objective(inputs, targets)[0])
+            self.policy.observe(epoch, "snip", scores)
+        self.policy.start_epoch(epoch)
+        if measured:
+            report = self._policy_report()
+            for part, eig in measured:
+                label = "+".join(part.kinds)
+                rep = report if part is self.partition else None
+                for row in measure.mntk_rows(eig, part, self.ncfg["top_k"], ranks, rep):
+                    self.logs["mntk.csv"].write({"epoch": epoch, "step": self.step, "partition": label, **row})
+
+    def _policy_report(self) -> dict:
+        report = getattr(self.policy, "report", None)
+        return report() if callable(report) else {}
+
+    # ------------------------------------------------------------------------------ one step
+    def _objective(self, inputs: torch.Tensor, targets: torch.Tensor):
+        """(training loss, task loss terms): task loss + aux_loss_coef x the model's auxiliary loss
+        (Switch router load balancing; zero for the others)."""
+        out = self.task.loss(self.model(inputs), targets)
+        return out.loss + self.tcfg["aux_loss_coef"] * self.model.aux_loss(), out
+
+    def _zero_pruned(self, newly: torch.Tensor) -> None:
+        """Remove newly pruned modules from the forward pass: their slices become zero, once.
+        They are never active again, so the masked optimizer keeps them at zero."""
+        with torch.no_grad():
+            for i in torch.nonzero(newly).flatten().tolist():
+                for s in self.partition.modules[i].slices:
+                    p = self.params[s.param]
+                    p[s.index(p.dim())] = 0
+        self.pruned |= newly
+
+    def _train_step(self, step: int, epoch: int) -> None:
+        decision = self.policy.decide(step)
+        active = decision.active.bool().cpu()
+        if decision.pruned is not None:
+            pruned = decision.pruned.bool().cpu()
+            if (pruned & ~self.pruned).any():
+                self._zero_pruned(pruned & ~self.pruned)
+            active = active & ~pruned
+            decision = dataclasses.replace(decision, active=active)
+
+        perm, bs = self._permutation(epoch), self.tcfg["batch_size"]
+        at = (step % self.steps_per_epoch) * bs
+        inputs, targets = self.task.train_batch(perm[at : at + bs], (self.seed, "batch", step))
+        self.meter.step(inputs, decision)
+
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, out = self._objective(inputs, targets)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise DivergedError(
+                f"loss is {value} at step {step} (epoch {epoch}); stopped without saving a checkpoint, "
+                f"the last good one is {self.work / 'checkpoint.pt'} (if any)"
+            )
+        loss.backward()
+        if self.tcfg["grad_clip"] is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg["grad_clip"])
+        self.optimizer.step(self._decision_masks(decision, self.partition, self.params))
+        self.scheduler.step()
+
+        self.epoch_active += active.long()
+        self.epoch_steps += 1
+        self.interval[0] += float(out.loss.detach())
+        self.interval[1] += 1
+        self.interval[2] += int(out.correct)
+        self.interval[3] += int(out.count)
+
+    # ------------------------------------------------------------------------------ logging
+    def _metrics_row(self, epoch: int, split: str, loss: float, accuracy: float) -> None:
+        row = {"step": self.step, "epoch": epoch, "split": split, "loss": loss, "accuracy": accuracy}
+        row.update(self.meter.totals())
+        row["wall_seconds"] = self.wall
+        self.logs["metrics.csv"].write(row)
+
+    def _log_train(self, epoch: int) -> None:
+        loss_sum, steps, correct, count = self.interval
+        if steps:
+            self._metrics_row(epoch, "train", loss_sum / steps, correct / count if count else math.nan)
+            self.interval = [0.0, 0, 0, 0]
+
+    def _end_epoch(self, epoch: int) -> None:
+        for i, m in enumerate(self.partition.modules):
+            self.logs["modules.csv"].write(
+                {
+                    "epoch": epoch,
+                    "module": m.name,
+                    "kind": m.kind,
+                    "layer": m.layer,
+                    "index": m.index,
+                    "steps_active": int(self.epoch_active[i]),
+                    "steps": self.epoch_steps,
+                    "pruned": bool(self.pruned[i]),
+                }
+            )
+        self.epoch_active.zero_()
+        self.epoch_steps = 0
+
+    @torch.no_grad()
+    def evaluate(self, epoch: int) -> dict[str, tuple[float, float]]:
+        """Loss (averaged over every target) and accuracy on each evaluation split, in eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        results = {}
+        try:
+            for split in self.task.eval_splits:
+                loss_sum, correct, count = 0.0, 0, 0
+                for inputs, targets in self.task.eval_batches(split):
+                    out = self.task.loss(self.model(inputs), targets)
+                    loss_sum += float(out.loss_sum)
+                    correct += int(out.correct)
+                    count += int(out.count)
+                results[split] = (loss_sum / max(count, 1), correct / max(count, 1))
+        finally:
+            self.model.train(was_training)
+        for split, (loss, acc) in results.items():
+            self._metrics_row(epoch, split, loss, acc)
+        self.last_eval_step = self.step
+        log.info(
+            "step %d/%d epoch %d: %s",
+            self.step,
+            self.total_steps,
+            epoch,
+            ", ".join(f"{s} loss {l:.4f} acc {a:.4f}" for s, (l, a) in results.items()),
+        )
+        return results
+
+    # ------------------------------------------------------------------------------ the run
+    def _save_checkpoint(self) -> None:
+        ckpt.save(self.work / "checkpoint.pt", self.state_dict())
+
+    def _prepare_work(self, force: bool) -> dict | None:
+        """Return the checkpoint to resume from (or None), after checking it belongs to this config."""
+        config_file = self.work / "config.json"
+        if self.work.exists():
+            same = config_file.is_file() and json.loads(config_file.read_text()) == json.loads(_canonical(self.cfg))
+            if not same and not force:
+                raise RunConflictError(
+                    f"{self.work} holds an unfinished run with a different config; "
+                    "rerun with --force to discard it, or choose another --out"
+                )
+            checkpoint_file = self.work / "checkpoint.pt"
+            if same and checkpoint_file.is_file():
+                return ckpt.load(checkpoint_file)
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        tmp = config_file.with_name("config.json.tmp")
+        tmp.write_text(_canonical(self.cfg))
+        os.replace(tmp, config_file)
+        return None
+
+    def run(self, force: bool = False) -> dict:
+        """Train (or resume) to the end and publish the outputs; returns the summary."""
+        state = self._prepare_work(force)
+        self._open_logs(state["rows"] if state else None)
+        try:
+            if state:
+                self.load_state_dict(state)
+                log.info("resuming from step %d of %d (%s)", self.step, self.total_steps, self.work / "checkpoint.pt")
+            self._loop()
+        finally:
+            self._close_logs()
+        summary = write_summary(self)
+        shutil.rmtree(self.work)
+        return summary
+
+    def _loop(self) -> None:
+        from tqdm import tqdm
+
+        spe, tcfg = self.steps_per_epoch, self.tcfg
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        try:
+            while self.step < self.total_steps:
+                step, epoch = self.step, self.step // spe
+                if step % spe == 0:
+                    self._timed(self._start_epoch, epoch)
+                if self.policy.finished():  # Algorithm 1, line 2: no module left to train
+                    self.stopped_reason = f"the policy has no module left to train (at step {step}, epoch {epoch})"
+                    log.info("stopping early: %s", self.stopped_reason)
+                    break
+                self._timed(self._train_step, step, epoch)
+                self.step = step + 1
+                bar.update(1)
+                if self.step % tcfg["log_every"] == 0:
+                    if self.progress:
+                        bar.set_postfix(loss=f"{self.interval[0] / max(self.interval[1], 1):.4f}")
+                    self._log_train(epoch)
+                if self.step % spe == 0:
+                    self._end_epoch(epoch)
+                if self.step % tcfg["eval_every"] == 0:
+                    self.evaluate(epoch)
+                if tcfg["checkpoint_every"] and self.step % tcfg["checkpoint_every"] == 0 and self.step < self.total_steps:
+                    self._save_checkpoint()
+        finally:
+            bar.close()
+        # The end: whatever the last interval, epoch and evaluation left pending.
+        last_epoch = max(self.step - 1, 0) // spe
+        self._log_train(last_epoch)
+        if self.epoch_steps:
+            self._end_epoch(last_epoch)
+        if self.last_eval_step != self.step:
+            self.evaluate(last_epoch)
+
+
+def train(cfg: dict, out: str | Path, force: bool = False, progress: bool = False) -> dict:
+    """Train one run (a resolved config from `load_run_config`) into `out`; returns the summary.
+
+    If `out/summary.json` exists with the same config, the run is already complete: nothing is
+    done and its summary is returned. With a different config it is refused unless `force`, which
+    discards the old outputs first. An unfinished run in `out/.work/` is resumed."""
+    out = Path(out)
+    done = out / "summary.json"
+    if done.exists():
+        previous = json.loads(done.read_text())
+        if _canonical(previous.get("config")) == _canonical(cfg):
+            log.info("%s: this run is already complete (same config); nothing to do", done)
+            return previous
+        if not force:
+            raise RunConflictError(
+                f"{done} exists and was made with a different config; rerun with --force to replace it, "
+                "or choose another --out"
+            )
+        for name in ("summary.json", *OUTPUT_FILES):
+            (out / name).unlink(missing_ok=True)
+    return Trainer(cfg, out, progress=progress).run(force=force)

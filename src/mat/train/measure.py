@@ -1,0 +1,90 @@
+"""Measurements taken at the start of an epoch, for the policy (what `policy.wants(epoch)` names)
+and for the figures: the modular NTK of every module (Definition 1; Algorithm 1, lines 3-10),
+the effective rank of the heads' attention matrices, and SNIP's connection sensitivity.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import torch
+
+from mat.partition import Partition
+
+
+def mntk(model: torch.nn.Module, inputs: torch.Tensor, partition: Partition, chunk_size: int) -> dict[str, torch.Tensor]:
+    """{module name: eigenvalues of its mNTK, descending} on the S `inputs` (Algorithm 1, lines 3-7).
+
+    The mNTK is taken of the deterministic function (eval mode; mat.ntk restores the mode)."""
+    from mat.ntk import module_ntk
+
+    return module_ntk(model, inputs, partition, chunk_size=chunk_size)
+
+
+def head_ranks(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor | None:
+    """Effective rank [layers, heads] of the attention matrices on `inputs`, or None for a model
+    without attention probabilities."""
+    if not hasattr(model, "attention_probs"):
+        return None
+    from mat.effective_rank import head_effective_rank
+
+    return head_effective_rank(model, inputs)
+
+
+def snip(
+    model: torch.nn.Module,
+    partition: Partition,
+    loss_of: Callable[[], torch.Tensor],
+) -> torch.Tensor:
+    """SNIP's per-module connection sensitivity (Lee et al. 2018, applied per module as in the
+    paper's Table 5): one forward/backward of the training loss on one minibatch at the current
+    weights (`loss_of()` runs the forward), then sum |g * w| over each module's slices, normalised.
+
+    Gradients are left cleared, so the measurement never leaks into a training step."""
+    from mat.policies.snip import connection_sensitivity
+
+    params = dict(model.named_parameters())
+    for p in params.values():
+        p.grad = None
+    loss_of().backward()
+    owned = set(partition.param_names)
+    grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in params.items() if n in owned}
+    scores = connection_sensitivity({n: params[n].detach() for n in owned}, grads, partition)
+    for p in params.values():
+        p.grad = None
+    return scores.detach()
+
+
+def mntk_rows(
+    eigenvalues: Mapping[str, torch.Tensor],
+    partition: Partition,
+    top_k: int,
+    ranks: torch.Tensor | None = None,
+    report: Mapping[str, Mapping] | None = None,
+) -> list[dict]:
+    """One mntk.csv row per module (without epoch/step/partition, which the caller adds).
+
+    `ranks[layer, index]` fills `effective_rank` for heads; `report[module]` (the policy's view of
+    the module: threshold, information, stopped) fills those columns when present."""
+    rows = []
+    for m in partition.modules:
+        eig = eigenvalues[m.name].detach().double().cpu()
+        row = {
+            "module": m.name,
+            "kind": m.kind,
+            "layer": m.layer,
+            "index": m.index,
+            "lambda_max": float(eig[0]) if eig.numel() else math.nan,
+            "lambda_min": float(eig[-1]) if eig.numel() else math.nan,
+        }
+        for i in range(min(top_k, eig.numel())):
+            row[f"eig_{i}"] = float(eig[i])
+        if ranks is not None and m.kind == "head" and m.layer < ranks.shape[0] and m.index < ranks.shape[1]:
+            row["effective_rank"] = float(ranks[m.layer, m.index])
+        for key in ("threshold", "information", "stopped"):
+            value = (report or {}).get(m.name, {}).get(key)
+            if value is not None:
+                row[key] = bool(value) if isinstance(value, (bool, torch.Tensor)) and key != "threshold" else float(value) if key == "threshold" else value
+        rows.append(row)
+    return rows
