@@ -1,0 +1,138 @@
+"""Pruning (Appendix B.2, Table 5): modules removed from the forward pass, per module.
+
+- `snip`: SNIP (Lee et al. 2018) applied per module, as the paper does: at initialisation, on one
+  training minibatch, a module's connection sensitivity is the sum of |g * w| over its parameter
+  slices, normalised by the total over all modules (`connection_sensitivity`). The `prune_ratio`
+  fraction of each kind with the lowest scores is pruned; all other modules train at every step.
+- `mat_prune`: MAT (Algorithm 1, see `mat.py`) plus pruning at `prune_epoch`: the `prune_ratio`
+  fraction of each kind with the lowest lambda_max at that epoch is removed ("we prune 50%
+  attention heads according to the ranking of lambda_max of head-based mNTKs at the 15th epoch").
+  Then MAT goes on with the survivors: pruned modules are left out of Eq. 4's min/max and are never
+  active again. When the prune epoch is not itself a MAT evaluation epoch and warm-up is over,
+  the modular policy (Eq. 4, Eq. 5, protection) is re-applied to the survivors with the prune
+  epoch's eigenvalues, so that the threshold reflects the modules that still exist; the temporal
+  policy (Eq. 6) keeps its own schedule and does not count this as an evaluation.
+
+Both rank over all modules of a kind and, with the protecting strategy on, never prune the last
+module of a layer (protection unit, `groups.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from mat.partition import Partition
+from mat.policies.base import Decision
+from mat.policies.common import PolicyBase
+from mat.policies.groups import lowest_scoring
+from mat.policies.mat import MATPolicy
+
+
+def connection_sensitivity(
+    params: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor], partition: Partition
+) -> torch.Tensor:
+    """Per-module SNIP score, float64 [n_modules] on the CPU, summing to 1.
+
+    `params` and `grads` map parameter names to tensors (e.g. `dict(model.named_parameters())` and
+    `{n: p.grad for n, p in ...}` after one minibatch backward)."""
+    partition.check(params)
+    prod = {}
+    for name in partition.param_names:
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"snip: no gradient for parameter {name!r}; run one backward pass over a minibatch first")
+        if g.shape != params[name].shape:
+            raise ValueError(f"snip: gradient of {name!r} has shape {tuple(g.shape)}, parameter {tuple(params[name].shape)}")
+        prod[name] = (g.detach().double() * params[name].detach().double()).abs()
+    scores = torch.stack([partition.gather(prod, i).sum() for i in range(len(partition))]).cpu()
+    total = scores.sum()
+    if not bool(torch.isfinite(total)) or float(total) <= 0.0:
+        raise ValueError(f"snip: total connection sensitivity is {float(total)}; gradients are all zero or not finite")
+    return scores / total
+
+
+class SnipPolicy(PolicyBase):
+    method = "snip"
+
+    def __init__(self, partition: Partition, seed: int, steps_per_epoch: int, prune_ratio: float, protect: bool) -> None:
+        super().__init__(partition, seed, steps_per_epoch)
+        self.prune_ratio = prune_ratio
+        self.protect = protect
+        self.scores: torch.Tensor | None = None
+        self.pruned: torch.Tensor | None = None
+
+    def wants(self, epoch: int) -> set[str]:
+        return {"snip"} if self.pruned is None else set()
+
+    def observe(self, epoch: int, name: str, values) -> None:
+        if name != "snip":
+            raise ValueError(f"policy 'snip' takes only 'snip' measurements, got {name!r}")
+        if self.pruned is not None:
+            raise ValueError(f"policy 'snip': the connection sensitivity was already measured; got another at epoch {epoch}")
+        scores = torch.as_tensor(values).detach().to("cpu", torch.float64)
+        if scores.shape != (self.n,) or not bool(torch.isfinite(scores).all()):
+            raise ValueError(f"policy 'snip': expected {self.n} finite scores, got shape {tuple(scores.shape)}")
+        self.scores = scores
+        self.pruned = lowest_scoring(self.partition, scores, self.prune_ratio, self.protect)
+
+    def _decision(self, step: int) -> Decision:
+        if self.pruned is None:
+            raise RuntimeError("policy 'snip': decide() before the connection sensitivity was observed (wants(0) == {'snip'})")
+        return Decision(~self.pruned, torch.ones(self.n), pruned=self.pruned.clone())
+
+    def report(self) -> dict:
+        if self.pruned is None:
+            return {"method": self.method, "epoch": self.epoch, "modules": []}
+        out = super().report()
+        for i, row in enumerate(out["modules"]):
+            row["snip_score"] = float(self.scores[i])
+        return out
+
+    def _state(self) -> dict:
+        return {"scores": self.scores, "pruned": self.pruned, "hyper": {"prune_ratio": self.prune_ratio, "protect": self.protect}}
+
+    def _load_state(self, state: dict) -> None:
+        hyper = {"prune_ratio": self.prune_ratio, "protect": self.protect}
+        if state["hyper"] != hyper:
+            raise ValueError(f"policy state: snip settings {state['hyper']} differ from this policy's {hyper}")
+        self.scores, self.pruned = state["scores"], state["pruned"]
+
+
+class MATPrunePolicy(MATPolicy):
+    method = "mat_prune"
+
+    def __init__(self, *args, prune_ratio: float, prune_epoch: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.prune_ratio = prune_ratio
+        self.prune_epoch = prune_epoch
+        self.pruned_done = False
+
+    def _needs_mntk(self, epoch: int) -> bool:
+        return super()._needs_mntk(epoch) or (epoch == self.prune_epoch and not self.pruned_done)
+
+    def _on_measurement(self, epoch: int, eigs: dict[int, torch.Tensor], lam: torch.Tensor) -> None:
+        if epoch == self.prune_epoch and not self.pruned_done:
+            self.pruned = lowest_scoring(self.partition, lam, self.prune_ratio, self.protect)
+            self.pruned_done = True
+            self.active = self.active & ~self.pruned
+            for i in torch.nonzero(self.pruned).flatten().tolist():
+                eigs.pop(i)
+        if self.is_evaluation_epoch(epoch):
+            self._evaluate(epoch, eigs, lam, temporal=True)
+        elif self.t >= 0:
+            self._evaluate(epoch, eigs, lam, temporal=False)
+
+    def _decision(self, step: int) -> Decision:
+        return Decision(self.active.clone(), torch.ones(self.n), pruned=self.pruned.clone())
+
+    def _hyper(self) -> dict:
+        return {**super()._hyper(), "prune_ratio": self.prune_ratio, "prune_epoch": self.prune_epoch}
+
+    def _state(self) -> dict:
+        return {**super()._state(), "pruned_done": self.pruned_done}
+
+    def _load_state(self, state: dict) -> None:
+        super()._load_state(state)
+        self.pruned_done = state["pruned_done"]
