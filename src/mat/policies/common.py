@@ -101,7 +101,8 @@ class PolicyBase:
         self._load_state({k: _copy(v) for k, v in state.items()})
 
     def report(self) -> dict:
-        """For logging: the current per-module plan (a list of dicts, one per module)."""
+        """For logging: {"method", "epoch", "modules": [one dict per module]} for the current
+        epoch's plan (`pandas.DataFrame(report["modules"])` makes it a table)."""
         d = self._current()
         pruned = d.pruned if d.pruned is not None else torch.zeros(self.n, dtype=torch.bool)
         rows = [

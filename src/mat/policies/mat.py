@@ -194,7 +194,9 @@ class MATPolicy(PolicyBase):
         return not bool(self.active.any())
 
     def report(self) -> dict:
-        """Last evaluation, for logging: thresholds per kind and one row per module."""
+        """The last evaluation, for logging: `thresholds` (lambda_alpha per kind, Eq. 4), `evaluation`
+        (t; -1 before the first), `measured_at` (epoch of the eigenvalues) and `modules`, one row per
+        module with lambda_max, Delta (Eq. 6), the Eq. 5 split, the stop status and the plan."""
         rows = []
         for i, m in enumerate(self.partition.modules):
             rows.append(
@@ -202,9 +204,9 @@ class MATPolicy(PolicyBase):
                     "module": m.name,
                     "kind": m.kind,
                     "layer": m.layer,
+                    "threshold": self.thresholds.get(m.kind, _NAN),
                     "lambda_max": float(self.lam[i]),
                     "lambda_max_0": float(self.lam0[i]),
-                    "threshold": self.thresholds.get(m.kind, _NAN),
                     "delta": float(self.delta[i]),
                     "delta_1": float(self.delta1[i]),
                     "eq6_ratio": float(self.ratio[i]),
@@ -213,6 +215,7 @@ class MATPolicy(PolicyBase):
                     "stopped_epoch": int(self.stopped_epoch[i]),
                     "protected": bool(self.protected[i]),
                     "active": bool(self.active[i]),
+                    "lr_scale": 1.0,
                     "pruned": bool(self.pruned[i]),
                 }
             )

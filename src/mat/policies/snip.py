@@ -1,20 +1,11 @@
-"""Pruning (Appendix B.2, Table 5): modules removed from the forward pass, per module.
+"""SNIP (Lee et al. 2018) applied per module, as the paper does for Table 5 (Appendix B.2).
 
-- `snip`: SNIP (Lee et al. 2018) applied per module, as the paper does: at initialisation, on one
-  training minibatch, a module's connection sensitivity is the sum of |g * w| over its parameter
-  slices, normalised by the total over all modules (`connection_sensitivity`). The `prune_ratio`
-  fraction of each kind with the lowest scores is pruned; all other modules train at every step.
-- `mat_prune`: MAT (Algorithm 1, see `mat.py`) plus pruning at `prune_epoch`: the `prune_ratio`
-  fraction of each kind with the lowest lambda_max at that epoch is removed ("we prune 50%
-  attention heads according to the ranking of lambda_max of head-based mNTKs at the 15th epoch").
-  Then MAT goes on with the survivors: pruned modules are left out of Eq. 4's min/max and are never
-  active again. When the prune epoch is not itself a MAT evaluation epoch and warm-up is over,
-  the modular policy (Eq. 4, Eq. 5, protection) is re-applied to the survivors with the prune
-  epoch's eigenvalues, so that the threshold reflects the modules that still exist; the temporal
-  policy (Eq. 6) keeps its own schedule and does not count this as an evaluation.
-
-Both rank over all modules of a kind and, with the protecting strategy on, never prune the last
-module of a layer (protection unit, `groups.py`).
+At initialisation, on one training minibatch, a module's connection sensitivity is the sum of
+|g * w| over its parameter slices, normalised by the total over all modules
+(`connection_sensitivity`; the trainer calls it after one backward). The `prune_ratio` fraction of
+each kind with the lowest scores is pruned (removed from the forward pass, `Decision.pruned`),
+ranked over all modules of the kind and, with the protecting strategy on, never the last module of
+a layer (`groups.lowest_scoring`). All remaining modules train at every step.
 """
 
 from __future__ import annotations
@@ -27,7 +18,6 @@ from mat.partition import Partition
 from mat.policies.base import Decision
 from mat.policies.common import PolicyBase
 from mat.policies.groups import lowest_scoring
-from mat.policies.mat import MATPolicy
 
 
 def connection_sensitivity(
@@ -98,41 +88,3 @@ class SnipPolicy(PolicyBase):
         if state["hyper"] != hyper:
             raise ValueError(f"policy state: snip settings {state['hyper']} differ from this policy's {hyper}")
         self.scores, self.pruned = state["scores"], state["pruned"]
-
-
-class MATPrunePolicy(MATPolicy):
-    method = "mat_prune"
-
-    def __init__(self, *args, prune_ratio: float, prune_epoch: int, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.prune_ratio = prune_ratio
-        self.prune_epoch = prune_epoch
-        self.pruned_done = False
-
-    def _needs_mntk(self, epoch: int) -> bool:
-        return super()._needs_mntk(epoch) or (epoch == self.prune_epoch and not self.pruned_done)
-
-    def _on_measurement(self, epoch: int, eigs: dict[int, torch.Tensor], lam: torch.Tensor) -> None:
-        if epoch == self.prune_epoch and not self.pruned_done:
-            self.pruned = lowest_scoring(self.partition, lam, self.prune_ratio, self.protect)
-            self.pruned_done = True
-            self.active = self.active & ~self.pruned
-            for i in torch.nonzero(self.pruned).flatten().tolist():
-                eigs.pop(i)
-        if self.is_evaluation_epoch(epoch):
-            self._evaluate(epoch, eigs, lam, temporal=True)
-        elif self.t >= 0:
-            self._evaluate(epoch, eigs, lam, temporal=False)
-
-    def _decision(self, step: int) -> Decision:
-        return Decision(self.active.clone(), torch.ones(self.n), pruned=self.pruned.clone())
-
-    def _hyper(self) -> dict:
-        return {**super()._hyper(), "prune_ratio": self.prune_ratio, "prune_epoch": self.prune_epoch}
-
-    def _state(self) -> dict:
-        return {**super()._state(), "pruned_done": self.pruned_done}
-
-    def _load_state(self, state: dict) -> None:
-        super()._load_state(state)
-        self.pruned_done = state["pruned_done"]
