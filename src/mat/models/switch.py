@@ -3,9 +3,9 @@
 Encoder-only: T5-style pre-norm blocks whose feed-forward is a top-1 routed mixture of experts.
 Built from transformers' Switch Transformers pieces where they fit -- the self-attention block
 (eager, T5 relative position bias, no score scaling), the RMS layer norm, the expert MLP
-(`wi`/`wo`, no bias) and the load-balancing loss -- with our own router/dispatch and MLM head,
-because transformers' expert dispatch uses data-dependent shapes (`nonzero`) that torch.func.vmap
-(the mNTK) cannot batch.
+(`wi`/`wo`, no bias) -- with our own router, dispatch, load-balancing loss and MLM head, because
+transformers' expert dispatch and loss use data-dependent shapes (`nonzero`, `one_hot`) that
+torch.func.vmap (the mNTK) cannot batch.
 
 Routing groups and capacity: tokens are routed per sequence (a group = one sequence of T tokens),
 as transformers does, and each expert takes at most
@@ -30,7 +30,6 @@ from transformers.models.switch_transformers.modeling_switch_transformers import
     SwitchTransformersDenseActDense,
     SwitchTransformersLayerNorm,
     SwitchTransformersLayerSelfAttention,
-    load_balancing_loss_func,
 )
 
 from mat.models.config import resolve
@@ -98,9 +97,10 @@ class SwitchMoE(nn.Module):
         n_exp, cap = self.num_experts, self.capacity(t)
         probs = torch.softmax(self.router(h), dim=-1)  # [B, T, E]
         gate, top = probs.max(dim=-1)  # top-1 routing
-        # Load-balancing loss (Fedus et al. Eq. 4-6): E * sum_e f_e * P_e per group, mean over groups.
-        self.last_aux = load_balancing_loss_func(probs, top)
         onehot = (top.unsqueeze(-1) == torch.arange(n_exp, device=h.device)).long()
+        # Load-balancing loss (Fedus et al. 2021, Eq. 4-6): E * sum_e f_e * P_e, with f_e the fraction of
+        # a group's tokens whose top-1 choice is e and P_e its mean router probability; mean over groups.
+        self.last_aux = n_exp * (onehot.to(probs.dtype).mean(1) * probs.mean(1)).sum(-1).mean()
         pos = (onehot.cumsum(dim=1) * onehot).sum(-1) - 1  # place of each token in its expert's queue
         slot = torch.where(pos < cap, top * cap + pos, n_exp * cap)  # n_exp*cap: dropped (a dummy slot)
         # Which token fills each slot (t = the zero row for empty slots).
