@@ -5,9 +5,11 @@ With every element active this is torch.optim.AdamW (decoupled weight decay, bia
     m <- beta1 m + (1 - beta1) g          v <- beta2 v + (1 - beta2) g^2          t <- t + 1
     p <- p (1 - lr wd) - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
-with lr = group lr x lr_scale. The step count t is kept PER ELEMENT (`state["step_count"]`, int32)
-and advances only where the element's state absorbs a gradient, so a module frozen for 100 steps
-resumes with its own bias correction, not the global one. The paper's BERT uses betas (0, 0):
+with lr = group lr x lr_scale. The step count t is kept PER ELEMENT (`state["step"]`, an int32
+tensor shaped like the parameter) and advances only where the element's state absorbs a gradient,
+so a module frozen for 100 steps resumes with its own bias correction, not the global one. (The
+key is "step" because `Optimizer.load_state_dict` casts every other state tensor to the
+parameter's dtype, which would turn counts into floats, or worse into bfloat16.) The paper's BERT uses betas (0, 0):
 0 ** t = 0 for t >= 1, so the bias corrections are exactly 1 and nothing divides by zero.
 
 Where `use_grad` is False but `active` is True (Multirate drift), m, v and t stay as they are and
@@ -41,8 +43,10 @@ class AdamW(MaskedOptimizer):
         if not state:
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["step_count"] = torch.zeros_like(p, dtype=torch.int32, memory_format=torch.preserve_format)
-        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step_count"]
+            state["step"] = torch.zeros_like(p, dtype=torch.int32, memory_format=torch.preserve_format)
+        if state["step"].device != p.device:  # load_state_dict leaves "step" where it was saved
+            state["step"] = state["step"].to(p.device)
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
 
         m_new = m.lerp(grad, 1.0 - b1)
         v_new = v.mul(b2).addcmul_(grad, grad, value=1.0 - b2)
