@@ -1,0 +1,348 @@
+"""Modular neural tangent kernels (paper Definition 1, Sec. 5 "Approximation of NTK", Appendix B.3).
+
+For S sampled inputs x_1..x_S, let f(x_s) be the SUM of the model's logits for sample s (the
+sum-of-logits approximation of Appendix B.3: one gradient per sample instead of one per output
+unit). For a module theta^l (a set of parameter slices, `mat.partition`), J_l is the S x |theta^l|
+matrix of per-sample gradients d f(x_s) / d theta^l, and the mNTK is Theta^l = J_l J_l^T (S x S).
+Summed over a partition covering every parameter it is the full NTK (Eq. 1).
+
+The NTK is a property of the deterministic function, so everything here runs the model in eval mode
+(no dropout; BatchNorm with its running statistics) and restores the previous mode afterwards.
+Parameters are made to require grad for the duration (a frozen module still has an mNTK) and their
+flags are restored.
+
+Fast path (`module_grams`): ONE batched forward and backward of sum-of-logits per chunk of samples,
+with per-sample weight gradients rebuilt from each layer's input X [S, T, in] and output gradient
+G [S, T, out] (for nn.Linear: grad_W[s] = sum_t G[s,t]^T X[s,t], `einsum('sto,sti->soi')`; similar
+rules for Conv2d via unfold, BatchNorm2d in eval mode, LayerNorm and T5's RMS norm). This is exact
+only when samples do not interact in the batched forward: true in eval mode for BERT and VGG
+(BatchNorm uses running statistics), and for our Switch Transformer because it routes each sequence
+as its own group (expert capacity counted per sequence; see `mat.models.switch`). A model that
+mixed samples (batch-statistics BatchNorm, capacity shared across a batch) would need the vmap path.
+Parameters used by any other kind of layer (embeddings, T5 relative position bias, tied weights
+that an embedding also uses) fall back to torch.func `vmap(grad(...))` per sample.
+
+A further exact saving: when the logits are the output of an nn.Linear, the sum of logits is
+x . (W^T 1) + sum(b), so that layer is evaluated as a single output unit during the mNTK pass; the
+[S, T, vocab] logits of an MLM head are never formed.
+
+Grams of all heads of a layer share one reshape: a q/k/v per-sample gradient [S, H*d, in] is viewed
+as [S, H, d*in] and contracted with a batched matmul to [H, S, S]; likewise for filters.
+
+Returned Grams and eigenvalues are float64 (per-sample gradients are float32; Gram blocks are
+accumulated in float64 and eigen-decomposed with `torch.linalg.eigvalsh`, tiny negative
+eigenvalues from round-off clamped to 0).
+"""
+
+from __future__ import annotations
+
+import types
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from mat.partition import Partition
+
+try:  # T5-style RMS norm (Switch Transformer); optional so the module does not depend on it
+    from transformers.models.switch_transformers.modeling_switch_transformers import SwitchTransformersLayerNorm
+except ImportError:  # pragma: no cover
+    SwitchTransformersLayerNorm = ()
+
+
+# ----------------------------------------------------------------------------- shared helpers
+@contextmanager
+def _ntk_mode(model: nn.Module, names: list[str]) -> Iterator[dict[str, nn.Parameter]]:
+    """Eval mode and requires_grad on `names` for the duration; both restored afterwards."""
+    params = dict(model.named_parameters())
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise KeyError(f"ntk: the model has no parameter(s) {missing[:5]}")
+    was_training = model.training
+    flags = {n: p.requires_grad for n, p in params.items()}
+    model.eval()
+    for n in names:
+        params[n].requires_grad_(True)
+    try:
+        yield params
+    finally:
+        for n, flag in flags.items():
+            params[n].requires_grad_(flag)
+        model.train(was_training)
+
+
+def _check_inputs(inputs: torch.Tensor) -> int:
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1 or inputs.shape[0] < 1:
+        raise ValueError(f"ntk: inputs must be a tensor [S, ...] with S >= 1 samples, got {getattr(inputs, 'shape', inputs)}")
+    return inputs.shape[0]
+
+
+def _sum_of_logits(out) -> torch.Tensor:
+    """Sum over all output units of the model's output (a tensor, or an object with `.logits`)."""
+    logits = out.logits if hasattr(out, "logits") else out
+    return logits.sum()
+
+
+# ----------------------------------------------------------------------------- reference paths
+def per_sample_grads_loop(model: nn.Module, inputs: torch.Tensor, param_names: list[str]) -> dict[str, torch.Tensor]:
+    """Brute-force reference: for each sample, `autograd.grad` of its sum of logits.
+
+    Returns {name: float tensor [S, *shape]} in eval mode (mode and requires_grad restored).
+    """
+    s = _check_inputs(inputs)
+    with _ntk_mode(model, param_names) as params:
+        ps = [params[n] for n in param_names]
+        rows: list[list[torch.Tensor]] = [[] for _ in ps]
+        for i in range(s):
+            gs = torch.autograd.grad(_sum_of_logits(model(inputs[i : i + 1])), ps, allow_unused=True)
+            for r, g, p in zip(rows, gs, ps):
+                r.append(torch.zeros_like(p) if g is None else g)
+    return {n: torch.stack(r) for n, r in zip(param_names, rows)}
+
+
+def per_sample_grads_vmap(
+    model: nn.Module, inputs: torch.Tensor, param_names: list[str], chunk_size: int | None = 16
+) -> dict[str, torch.Tensor]:
+    """Per-sample gradients with torch.func: `vmap(grad(sum of logits))` over `functional_call`,
+    `chunk_size` samples at a time. Returns {name: [S, *shape]} (eval mode; mode restored)."""
+    _check_inputs(inputs)
+    with _ntk_mode(model, param_names) as params:
+        primals = {n: params[n].detach() for n in param_names}
+
+        def f(p, x):
+            return _sum_of_logits(functional_call(model, p, (x.unsqueeze(0),)))
+
+        return vmap(grad(f), in_dims=(None, 0), chunk_size=chunk_size)(primals, inputs)
+
+
+# ----------------------------------------------------------------------------- fast path: hooks
+def _conv_supported(m: nn.Conv2d) -> bool:
+    return m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
+
+
+def _supported(m: nn.Module) -> bool:
+    """Layers whose per-sample parameter gradients we rebuild from (input, output gradient)."""
+    if type(m) is nn.Linear or type(m) is nn.LayerNorm:
+        return True
+    if type(m) is nn.Conv2d:
+        return _conv_supported(m)
+    if type(m) is nn.BatchNorm2d:  # eval mode with running statistics: per-sample affine map
+        return m.track_running_stats and m.running_mean is not None
+    return SwitchTransformersLayerNorm != () and type(m) is SwitchTransformersLayerNorm
+
+
+def _per_sample_rule(m: nn.Module, x: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{attribute: per-sample gradient [S, *shape]} of layer `m` from its input x and output grad g."""
+    s = x.shape[0]
+    if isinstance(m, nn.Linear):
+        xf, gf = x.reshape(s, -1, x.shape[-1]), g.reshape(s, -1, g.shape[-1])
+        out = {"weight": torch.einsum("sto,sti->soi", gf, xf)}
+        if m.bias is not None:
+            out["bias"] = gf.sum(1)
+        return out
+    if isinstance(m, nn.Conv2d):
+        cols = F.unfold(x, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)  # [S, in*k*k, L]
+        gf = g.flatten(2)  # [S, out, L]
+        out = {"weight": torch.bmm(gf, cols.transpose(1, 2)).view(s, *m.weight.shape)}
+        if m.bias is not None:
+            out["bias"] = gf.sum(2)
+        return out
+    if isinstance(m, nn.BatchNorm2d):
+        xhat = (x - m.running_mean[:, None, None]) * torch.rsqrt(m.running_var[:, None, None] + m.eps)
+        return {"weight": (g * xhat).sum((2, 3)), "bias": g.sum((2, 3))}
+    if isinstance(m, nn.LayerNorm):
+        xhat = F.layer_norm(x, m.normalized_shape, eps=m.eps)
+        nd = len(m.normalized_shape)
+        red = tuple(range(1, x.dim() - nd))
+        out = {"weight": (g * xhat).sum(red)}
+        if m.bias is not None:
+            out["bias"] = g.sum(red)
+        return out
+    # T5 RMS norm: y = w * x / rms(x)
+    xhat = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + m.variance_epsilon)
+    return {"weight": (g * xhat).sum(tuple(range(1, x.dim() - 1)))}
+
+
+def _summed_linear_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """Sum over output units of a Linear, as one unit: x . (W^T 1) + sum(b)."""
+    y = F.linear(x, self.weight.sum(0, keepdim=True))
+    return y + self.bias.sum() if self.bias is not None else y
+
+
+def _output_linear(model: nn.Module, sample: torch.Tensor) -> nn.Linear | None:
+    """The nn.Linear whose output IS the model's logits tensor, if any (one-sample probe)."""
+    outs: list[tuple[nn.Linear, torch.Tensor]] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, a, y: outs.append((mod, y)))
+        for m in model.modules()
+        if type(m) is nn.Linear
+    ]
+    try:
+        with torch.no_grad():
+            out = model(sample)
+    finally:
+        for h in hooks:
+            h.remove()
+    logits = out.logits if hasattr(out, "logits") else out
+    return next((m for m, y in outs if y is logits), None)
+
+
+def _param_owners(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
+    """id(parameter) -> every (module, attribute) that holds it directly (tied weights: several)."""
+    owners: dict[int, list[tuple[nn.Module, str]]] = {}
+    for m in model.modules():
+        for attr, p in m.named_parameters(recurse=False):
+            owners.setdefault(id(p), []).append((m, attr))
+    return owners
+
+
+def per_sample_grads_hooks(
+    model: nn.Module, inputs: torch.Tensor, param_names: list[str], chunk_size: int | None = 16
+) -> dict[str, torch.Tensor]:
+    """Per-sample gradients of sum-of-logits from batched forward/backward passes (module docstring).
+
+    `chunk_size` samples per pass (None: all at once) bounds activation memory. Parameters held by
+    layers without a rule go through `per_sample_grads_vmap`. Returns {name: [S, *shape]}.
+    """
+    s = _check_inputs(inputs)
+    chunk = s if not chunk_size else chunk_size
+    params = dict(model.named_parameters())
+    owners = _param_owners(model)
+    hooked = [n for n in param_names if n in params and all(_supported(m) for m, _ in owners[id(params[n])])]
+    rest = [n for n in param_names if n not in hooked]
+    result: dict[str, torch.Tensor] = per_sample_grads_vmap(model, inputs, rest, chunk_size) if rest else {}
+    if not hooked:
+        return result
+
+    # layer -> [(attribute, name)] for the hooked parameters it holds
+    wanted: dict[nn.Module, list[tuple[str, str]]] = {}
+    for n in hooked:
+        for m, attr in owners[id(params[n])]:
+            wanted.setdefault(m, []).append((attr, n))
+    parts: dict[str, list[torch.Tensor]] = {n: [] for n in hooked}
+
+    with _ntk_mode(model, hooked):
+        head = _output_linear(model, inputs[:1])
+        calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []  # (layer, input, output)
+
+        def capture(mod, args, out):
+            calls.append((mod, args[0].detach(), out))
+
+        hooks = [m.register_forward_hook(capture) for m in wanted if m is not head]
+        if head is not None:
+            hooks.append(head.register_forward_hook(capture) if head in wanted else None)
+            head.forward = types.MethodType(_summed_linear_forward, head)
+        try:
+            for start in range(0, s, chunk):
+                calls.clear()
+                total = _sum_of_logits(model(inputs[start : start + chunk]))
+                need = [y for m, _, y in calls if m is not head]
+                grads = torch.autograd.grad(total, need, allow_unused=True) if need else ()
+                it = iter(grads)
+                acc: dict[str, torch.Tensor] = {}
+                for m, x, y in calls:
+                    if m is head:  # d(sum of logits)/d(logits) = 1: grad_W[s] = 1 (sum_t x[s,t])^T
+                        xf = x.reshape(x.shape[0], -1, x.shape[-1])
+                        rule = {
+                            "weight": xf.sum(1)[:, None, :].expand(-1, m.out_features, -1),
+                            "bias": xf.new_full((xf.shape[0], m.out_features), float(xf.shape[1])),
+                        }
+                    else:
+                        g = next(it)
+                        rule = _per_sample_rule(m, x, torch.zeros_like(y) if g is None else g)
+                    for attr, n in wanted[m]:
+                        acc[n] = acc[n] + rule[attr] if n in acc else rule[attr]
+                for n in hooked:
+                    c = min(chunk, s - start)
+                    parts[n].append(acc.get(n, params[n].new_zeros(c, *params[n].shape)).detach())
+                calls.clear()
+        finally:
+            for h in hooks:
+                if h is not None:
+                    h.remove()
+            if head is not None:
+                del head.forward
+    result.update({n: torch.cat(p) for n, p in parts.items()})
+    return result
+
+
+# ----------------------------------------------------------------------------- Grams and spectra
+def _spans(partition: Partition) -> dict[str, tuple[int | None, list[tuple[int, int, int]]]]:
+    """param -> (dim, [(start, stop, module index)]) sorted by start."""
+    out: dict[str, tuple[int | None, list]] = {}
+    for i, m in enumerate(partition.modules):
+        for sl in m.slices:
+            out.setdefault(sl.param, (sl.dim, []))[1].append((sl.start, sl.stop, i))
+    for _, spans in out.values():
+        spans.sort()
+    return out
+
+
+def _add_grams(grams: torch.Tensor, g: torch.Tensor, dim: int | None, spans: list[tuple[int, int, int]]) -> None:
+    """grams[i] += J_i J_i^T for every module i owning a slice of this parameter (g: [S, *shape]).
+
+    Equal-width adjacent slices (all heads of a projection, all filters of a conv) are handled by one
+    reshape [S, n, width * rest] and one batched matmul."""
+    s = g.shape[0]
+    if dim is None:
+        j = g.reshape(s, -1)
+        grams[spans[0][2]] += (j @ j.T).double()
+        return
+    width = spans[0][1] - spans[0][0]
+    regular = all(b - a == width and a == spans[0][0] + k * width for k, (a, b, _) in enumerate(spans))
+    if regular:
+        n = len(spans)
+        sub = g.narrow(dim + 1, spans[0][0], n * width).unflatten(dim + 1, (n, width)).movedim(dim + 1, 0)
+        j = sub.reshape(n, s, -1)  # [n, S, p]
+        idx = torch.tensor([i for _, _, i in spans], device=grams.device)
+        grams.index_add_(0, idx, torch.bmm(j, j.transpose(1, 2)).double())
+        return
+    for a, b, i in spans:
+        j = g.narrow(dim + 1, a, b - a).reshape(s, -1)
+        grams[i] += (j @ j.T).double()
+
+
+def module_grams(model: nn.Module, inputs: torch.Tensor, partition: Partition, chunk_size: int = 16) -> torch.Tensor:
+    """mNTK Gram matrices Theta^l = J_l J_l^T (Definition 1) for every module of `partition`.
+
+    `inputs`: S samples in the model's input format ([S, T] token ids or [S, C, H, W] images).
+    Gradients are computed only for parameters the partition owns, in one pass over the model per
+    chunk of `chunk_size` samples. Returns float64 [n_modules, S, S], row order = partition order.
+    """
+    s = _check_inputs(inputs)
+    partition.check(dict(model.named_parameters()))
+    spans = _spans(partition)
+    grads = per_sample_grads_hooks(model, inputs, list(spans), chunk_size)
+    grams = torch.zeros(len(partition), s, s, dtype=torch.float64, device=inputs.device)
+    for name, (dim, sp) in spans.items():
+        _add_grams(grams, grads.pop(name), dim, sp)
+    return 0.5 * (grams + grams.transpose(1, 2))  # exactly symmetric (float32 blocks round asymmetrically)
+
+
+def eigenvalues(grams: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues of symmetric PSD matrices [..., S, S], descending, float64, negatives from
+    round-off clamped to 0."""
+    return torch.linalg.eigvalsh(grams.double()).flip(-1).clamp_min(0.0)
+
+
+def module_ntk(model: nn.Module, inputs: torch.Tensor, partition: Partition, chunk_size: int = 16) -> dict[str, torch.Tensor]:
+    """{module name: all S eigenvalues of its mNTK, descending (float64)}. lambda_max is element 0."""
+    eig = eigenvalues(module_grams(model, inputs, partition, chunk_size))
+    return dict(zip(partition.names, eig))
+
+
+def full_ntk(model: nn.Module, inputs: torch.Tensor, params: list[str] | None = None) -> torch.Tensor:
+    """The NTK Theta = J J^T [S, S] (float64) over all parameters (or the named ones), computed
+    directly from vmap per-sample gradients -- independently of the fast path, as the reference
+    for Eq. 1 (the NTK is the sum of the mNTKs of a partition covering every parameter)."""
+    s = _check_inputs(inputs)
+    names = list(params) if params is not None else [n for n, _ in model.named_parameters()]
+    grads = per_sample_grads_vmap(model, inputs, names)
+    theta = torch.zeros(s, s, dtype=torch.float64, device=inputs.device)
+    for n in names:
+        j = grads.pop(n).reshape(s, -1).double()
+        theta += j @ j.T
+    return theta
