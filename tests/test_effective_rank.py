@@ -1,0 +1,59 @@
+"""Effective rank (Roy & Vetterli 2007) against closed forms and a hand computation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mat.effective_rank import effective_rank, head_effective_rank
+from mat.models import build_model
+
+
+@pytest.mark.parametrize("t", [1, 4, 9])
+def test_identity_has_full_effective_rank(t):
+    assert effective_rank(torch.eye(t)).item() == pytest.approx(t, rel=1e-12)
+
+
+def test_rank_one_has_effective_rank_one():
+    g = torch.Generator().manual_seed(0)
+    u, v = torch.randn(7, 1, generator=g), torch.randn(1, 7, generator=g)
+    assert effective_rank(u @ v).item() == pytest.approx(1.0, abs=1e-6)
+    uniform_attention = torch.full((5, 5), 0.2)  # every query attends uniformly: rank one
+    assert effective_rank(uniform_attention).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_diagonal_matches_hand_computation():
+    # singular values 3, 1, 0 (sign does not matter): p = (3/4, 1/4, 0)
+    a = torch.diag(torch.tensor([-3.0, 1.0, 0.0]))
+    h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert effective_rank(a).item() == pytest.approx(math.exp(h), rel=1e-12)
+
+
+def test_batched_and_zero_matrix():
+    batch = torch.stack([torch.eye(3), torch.zeros(3, 3), torch.diag(torch.tensor([2.0, 2.0, 0.0]))]).reshape(3, 1, 3, 3)
+    out = effective_rank(batch)
+    assert out.shape == (3, 1) and out.dtype == torch.float64
+    torch.testing.assert_close(out.flatten(), torch.tensor([3.0, 0.0, 2.0], dtype=torch.float64))
+
+
+def test_head_effective_rank_averages_over_the_batch():
+    torch.manual_seed(0)
+    model = build_model({"arch": "bert", "size": "micro", "vocab_size": 23})
+    x = torch.randint(0, 23, (3, 8), generator=torch.Generator().manual_seed(1))
+    er = head_effective_rank(model, x)
+    assert er.shape == (2, 2)
+    probs = model.attention_probs(x)
+    for layer in range(2):
+        for head in range(2):
+            per_sample = [effective_rank(probs[layer, b, head]).item() for b in range(3)]
+            assert er[layer, head].item() == pytest.approx(sum(per_sample) / 3, rel=1e-12)
+    assert ((er >= 1.0) & (er <= 8.0)).all()
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="matrices"):
+        effective_rank(torch.ones(3))
+    with pytest.raises(ValueError, match="attention_probs"):
+        head_effective_rank(build_model({"arch": "vgg16", "size": "micro"}), torch.zeros(1, 3, 32, 32))
