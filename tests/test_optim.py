@@ -315,15 +315,16 @@ def test_state_dict_resume_is_bitwise():
 
 # ----------------------------------------------------------------------------- config and schedules
 def _lrs(cfg, total, steps):
+    """The lr of each step, stepping as the trainer does: masked optimizer step, then the scheduler."""
     params = make_params()
     opt = build_optimizer(cfg, params)
     sched = build_schedule(cfg, opt, total)
     out = []
-    for _ in range(steps):
+    for step in range(steps):
         out.append(opt.param_groups[0]["lr"])
         for p in params.values():
             p.grad = torch.zeros_like(p)
-        opt.step()
+        opt.step(decision_masks(Decision(torch.tensor([step % 2 == 0, True]), torch.ones(2)), two_module_partition(), params))
         sched.step()
     return out
 

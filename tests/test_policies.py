@@ -107,6 +107,9 @@ def test_vanilla_trains_everything_and_checks_the_epoch():
     assert d.active.all() and torch.equal(d.lr_scale, torch.ones(6)) and d.use_grad is None and d.pruned is None
     with pytest.raises(RuntimeError, match="lies in epoch 1"):
         p.decide(4)
+    assert p.decide(torch.tensor(2)).active.all()  # integer scalars of any library are steps
+    with pytest.raises(ValueError, match="step must be an integer"):
+        p.decide(1.0)
     assert p.wants(0) == set() and not p.finished()
     with pytest.raises(ValueError, match="takes no measurement"):
         p.observe(0, "mntk", {})

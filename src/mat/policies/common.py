@@ -14,6 +14,7 @@ may call it again.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Mapping
 
 import torch
@@ -49,8 +50,7 @@ class PolicyBase:
         raise ValueError(f"policy {self.method!r} takes no measurement; got {name!r} at epoch {epoch}")
 
     def start_epoch(self, epoch: int) -> None:
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"policy: epoch must be an integer >= 0, got {epoch!r}")
+        epoch = _index("epoch", epoch)
         if epoch < self.epoch:
             raise ValueError(f"policy {self.method!r}: start_epoch({epoch}) after epoch {self.epoch} was started")
         for e in range(self.epoch + 1, epoch + 1):  # catch up on skipped epochs, so choices depend on e only
@@ -58,8 +58,7 @@ class PolicyBase:
         self.epoch = epoch
 
     def decide(self, step: int) -> Decision:
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"policy: step must be an integer >= 0, got {step!r}")
+        step = _index("step", step)
         if step // self.steps_per_epoch != self.epoch:
             raise RuntimeError(
                 f"policy {self.method!r}: step {step} lies in epoch {step // self.steps_per_epoch} "
@@ -134,6 +133,19 @@ class PolicyBase:
 
     def _load_state(self, state: dict[str, Any]) -> None:
         pass
+
+
+def _index(label: str, value: Any) -> int:
+    """A non-negative integer (Python or numpy/torch integer scalars), else a clear error."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"policy: {label} must be an integer >= 0, got {value!r}") from None
+    if value < 0:
+        raise ValueError(f"policy: {label} must be an integer >= 0, got {value!r}")
+    return value
 
 
 def _copy(v: Any) -> Any:
