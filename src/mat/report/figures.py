@@ -135,8 +135,8 @@ def _reference_lines(spec: Spec, panel: Panel, profile: dict, runs) -> pd.DataFr
     return out
 
 
-def render(fd: FigureData) -> tuple[bytes, bytes]:
-    """(PNG, PDF) drawn from `fd.data` alone."""
+def draw(fd: FigureData) -> plt.Figure:
+    """The figure, drawn from `fd.data` alone (the caller closes it)."""
     sns.set_theme(style="whitegrid", context="paper")
     n = len(fd.panels)
     fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4.2), squeeze=False)
@@ -166,6 +166,12 @@ def render(fd: FigureData) -> tuple[bytes, bytes]:
     fig.suptitle(fd.title, fontsize=11)
     fig.text(0.5, 0.005, fd.subtitle, ha="center", va="bottom", fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def render(fd: FigureData) -> tuple[bytes, bytes]:
+    """(PNG at DPI, PDF) of the figure."""
+    fig = draw(fd)
     png, pdf = io.BytesIO(), io.BytesIO()
     fig.savefig(png, format="png", dpi=DPI)
     fig.savefig(pdf, format="pdf", metadata={"CreationDate": None})

@@ -83,8 +83,8 @@ def build(name: str, profile: dict, experiment: str, root) -> Table:
         )
     if early_notes:
         notes.append(
-            f"{EARLY} Some runs ended before this budget (MAT stops when no module is left to train, "
-            "Algorithm 1 line 2); their last evaluation is used: " + "; ".join(early_notes) + "."
+            f"{EARLY} Some runs spent less than this budget in total (e.g. MAT stops once no module is "
+            "left to train, Algorithm 1 line 2); their last evaluation is used: " + "; ".join(early_notes) + "."
         )
     if no_eval_notes:
         notes.append(f"{NO_EVAL} No evaluation within the budget, left out of the mean: " + "; ".join(no_eval_notes) + ".")
