@@ -1,0 +1,257 @@
+"""Wire the partial backward into a model, driven by its module partition.
+
+`install_partial_backward(model, partition)` reads the partition (the same one the mNTK, the
+policies and the figures read) and, for every parameter a module owns:
+
+- whole tensors (experts, layers): `requires_grad` is set False for a step in which the owning
+  module is frozen, so autograd skips the weight gradient;
+- a slice of an `nn.Linear` weight/bias (heads: rows of q/k/v, columns of the output projection)
+  or of an `nn.Conv2d` kernel/bias along the output channel (filters): the layer's `forward` is
+  replaced, on the instance only, by one that calls `PartialLinear` / `PartialConv2d`, whose
+  backward computes weight gradients for the active slices only (never computed-then-zeroed);
+- a slice of any other parameter (BatchNorm scale/shift of a filter): its gradient is a
+  per-channel reduction (no matmul, O(B*H*W) per channel, 0 FLOPs in FlopCounterMode) computed
+  by the fused BatchNorm backward; skipping single channels would need a slower hand-written
+  BatchNorm backward, so the frozen channels are zeroed by a gradient hook instead.
+
+Whenever every slice of a tensor is frozen its `requires_grad` is set False for the step, so
+autograd skips that gradient altogether; and when nothing below a layer needs a gradient, the
+layer's input gradient is skipped too (autograd's own rule, which the custom functions honour via
+`needs_input_grad`). That happens in VGG when the lowest conv blocks are frozen whole. It cannot
+happen in BERT or the Switch Transformer: their embeddings are always trained (no partition owns
+them), so the input gradient is needed all the way down to the embedding output, through frozen
+heads and experts too. A frozen expert therefore still costs its input-gradient matmuls; only its
+two weight-gradient matmuls are skipped.
+
+Forward outputs are bitwise the plain model's: the replacement forward runs the same op.
+
+torch.func (the mNTK): the mNTK needs the gradient of every module, frozen or not. Under a
+torch.func transform (vmap/grad over functional_call) the replaced forwards run the plain op, so
+per-sample gradients are exact whatever the active set. For an mNTK computed with plain autograd
+over the model's own parameters, wrap it in `with pb.disabled():` (everything active, original
+`requires_grad` restored, hooks off), or call `pb.remove()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mat.backward.functions import PartialConv2d, PartialLinear
+from mat.partition import Partition
+
+
+@dataclass
+class _Sliced:
+    """One parameter that modules own slices of along `dim`."""
+
+    name: str
+    param: nn.Parameter
+    dim: int
+    owner: torch.Tensor  # long [shape[dim]]: owning module per index, -1 = nobody (always trained)
+    how: str  # "skip" (custom autograd function) or "zero" (gradient hook)
+    mode: str = "all"  # this step: "all" active, "none" active, or "some"
+    idx: torch.Tensor | None = None  # active indices along dim when mode == "some"
+    mask: torch.Tensor | None = None  # 0/1 broadcastable mask when mode == "some" and how == "zero"
+
+
+@dataclass
+class _Layer:
+    """An nn.Linear or nn.Conv2d whose forward is replaced; its weight/bias slots (None: unowned)."""
+
+    name: str
+    module: nn.Module
+    weight: _Sliced | None = None
+    bias: _Sliced | None = None
+    hooks: list = field(default_factory=list)
+
+
+def _functorch_active() -> bool:
+    """True inside a torch.func transform (vmap, grad, jacrev, ...). There is no public query for
+    this; if a torch upgrade removes the private one, fail loudly rather than silently give the
+    mNTK partial gradients (tests/test_backward.py covers it)."""
+    return bool(torch._C._are_functorch_transforms_active())
+
+
+class PartialBackward:
+    """The partial backward installed on one model. Use `install_partial_backward` to create it."""
+
+    def __init__(self, model: nn.Module, partition: Partition):
+        params = dict(model.named_parameters())
+        partition.check(params)
+        self.model, self.partition = model, partition
+        self._disabled = False
+        self._installed = True
+        self._active = torch.ones(len(partition), dtype=torch.bool)
+        self._requires_grad = {n: params[n].requires_grad for n in partition.param_names}
+        self._whole: dict[str, tuple[nn.Parameter, int]] = {}
+        self._sliced: dict[str, _Sliced] = {}
+        self._layers: dict[str, _Layer] = {}
+        self._hooks: list = []
+        for name in partition.param_names:
+            p = params[name]
+            own = partition.owner_index(name, p.shape)
+            dim = partition._owners[name][0]
+            if dim is None:
+                self._whole[name] = (p, int(own.reshape(-1)[0]))
+                continue
+            slot = _Sliced(name, p, dim, own.reshape(-1).clone(), how="zero")
+            parent_name, _, attr = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            if self._can_skip(parent, attr, dim, name):
+                slot.how = "skip"
+                layer = self._layers.setdefault(parent_name, _Layer(parent_name, parent))
+                setattr(layer, attr, slot)
+            else:
+                self._hooks.append(p.register_hook(self._zero_hook(slot)))
+            self._sliced[name] = slot
+        for layer in self._layers.values():
+            if "forward" in vars(layer.module):
+                raise RuntimeError(
+                    f"partial backward: {layer.name} already has an instance-level forward "
+                    "(installed twice, or patched by someone else); remove that first"
+                )
+            layer.module.forward = types.MethodType(self._make_forward(layer), layer.module)
+
+    # ------------------------------------------------------------------------------ setup
+    @staticmethod
+    def _can_skip(parent: nn.Module, attr: str, dim: int, name: str) -> bool:
+        """Whether slices of `parent.attr` along `dim` can be skipped by a custom function."""
+        if type(parent) is nn.Linear:
+            return attr == "weight" and dim in (0, 1) or attr == "bias" and dim == 0
+        if type(parent) is nn.Conv2d:
+            if dim != 0:
+                raise ValueError(f"partial backward: {name} is sliced along dim {dim}; conv filters are output channels (dim 0)")
+            if parent.groups != 1 or parent.padding_mode != "zeros" or isinstance(parent.padding, str):
+                raise ValueError(
+                    f"partial backward: conv {name} has groups={parent.groups}, padding_mode={parent.padding_mode!r}, "
+                    f"padding={parent.padding!r}; only groups=1 with numeric zero padding is supported"
+                )
+            return True
+        return False
+
+    def _zero_hook(self, slot: _Sliced):
+        def hook(grad: torch.Tensor) -> torch.Tensor | None:
+            if self._disabled or slot.mask is None:
+                return None
+            return grad * slot.mask.to(grad.dtype)
+
+        return hook
+
+    def _make_forward(self, layer: _Layer):
+        pb, w, b = self, layer.weight, layer.bias
+        plain = type(layer.module).forward
+
+        def partial(w_slot):
+            return w_slot is not None and w_slot.mode == "some" and w_slot.param.requires_grad
+
+        def forward(module, x):
+            # Plain op when nothing is partial: autograd (and the fused native backward) then
+            # handle whole-tensor freezing by requires_grad alone.
+            if pb._disabled or not (partial(w) or partial(b)) or _functorch_active():
+                return plain(module, x)
+            w_idx = w.idx if w is not None else None
+            b_idx = b.idx if b is not None else None
+            if isinstance(module, nn.Conv2d):
+                return PartialConv2d.apply(x, module.weight, module.bias, w_idx, b_idx, module.stride, module.padding, module.dilation)
+            return PartialLinear.apply(x, module.weight, module.bias, w.dim if w is not None else 0, w_idx, b_idx)
+
+        return forward
+
+    # ------------------------------------------------------------------------------ per step
+    @property
+    def active(self) -> torch.Tensor:
+        """The current per-module active mask (a copy)."""
+        return self._active.clone()
+
+    def set_active(self, active: torch.Tensor) -> None:
+        """Freeze every module i with `active[i]` False for the following forward/backward passes
+        (from `Decision.active`, paper Algorithm 1: the modules selected for training)."""
+        if not self._installed:
+            raise RuntimeError("partial backward: set_active() after remove()")
+        if not isinstance(active, torch.Tensor) or active.dtype != torch.bool or active.shape != (len(self.partition),):
+            got = f"{active.dtype} {tuple(active.shape)}" if isinstance(active, torch.Tensor) else type(active).__name__
+            raise ValueError(f"partial backward: expected a bool tensor of shape ({len(self.partition)},), got {got}")
+        active = active.detach().to("cpu")
+        if torch.equal(active, self._active):
+            return
+        self._active = active.clone()
+        if not self._disabled:
+            self._apply()
+
+    def _apply(self) -> None:
+        table = torch.cat([self._active, torch.tensor([True])])  # index -1 (unowned) -> active
+        for name, (p, owner) in self._whole.items():
+            p.requires_grad_(self._requires_grad[name] and bool(self._active[owner]))
+        for name, s in self._sliced.items():
+            act = table[s.owner]
+            n = int(act.sum())
+            s.mode = "all" if n == act.numel() else "none" if n == 0 else "some"
+            s.idx = act.nonzero().flatten().to(s.param.device) if s.mode == "some" else None
+            if s.how == "zero" and s.mode == "some":
+                view = [1] * s.param.dim()
+                view[s.dim] = act.numel()
+                s.mask = act.reshape(view).to(s.param.device)
+            else:
+                s.mask = None
+            s.param.requires_grad_(self._requires_grad[name] and s.mode != "none")
+
+    @contextlib.contextmanager
+    def activated(self, active: torch.Tensor):
+        """Temporarily use `active` (e.g. to count one step's FLOPs), then restore the previous set."""
+        before = self.active
+        self.set_active(active)
+        try:
+            yield self
+        finally:
+            self.set_active(before)
+
+    @contextlib.contextmanager
+    def disabled(self):
+        """Temporarily behave as the plain model: every gradient computed, original requires_grad
+        restored, hooks off. For measurements that need every module's gradient (the mNTK, SNIP)."""
+        if self._disabled:
+            yield self
+            return
+        self._disabled = True
+        for name, p in self._params():
+            p.requires_grad_(self._requires_grad[name])
+        try:
+            yield self
+        finally:
+            self._disabled = False
+            self._apply()
+
+    def _params(self):
+        yield from ((n, p) for n, (p, _) in self._whole.items())
+        yield from ((n, s.param) for n, s in self._sliced.items())
+
+    def summary(self) -> dict[str, list[str]]:
+        """Which parameters are handled how: "whole" (requires_grad per step), "skip" (weight
+        gradient of active slices only), "zero" (computed in full, frozen slices zeroed)."""
+        out: dict[str, list[str]] = {"whole": list(self._whole), "skip": [], "zero": []}
+        for name, s in self._sliced.items():
+            out[s.how].append(name)
+        return out
+
+    def remove(self) -> None:
+        """Restore the plain model: original forwards, no hooks, original requires_grad."""
+        if not self._installed:
+            return
+        for layer in self._layers.values():
+            del layer.module.forward
+        for h in self._hooks:
+            h.remove()
+        for name, p in self._params():
+            p.requires_grad_(self._requires_grad[name])
+        self._installed = False
+
+
+def install_partial_backward(model: nn.Module, partition: Partition) -> PartialBackward:
+    """Install the partial backward on `model` in place (parameter names and the forward output are
+    unchanged). Every module starts active; call `set_active` each step and `remove()` to undo."""
+    return PartialBackward(model, partition)
