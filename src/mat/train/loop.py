@@ -212,16 +212,13 @@ class Trainer:
             self.policy.observe(epoch, "snip", scores)
         self.policy.start_epoch(epoch)
         if measured:
-            report = self._policy_report()
+            # The policy's view (threshold, information, stopped) only where it used this mNTK.
+            report = measure.policy_report(self.policy) if "mntk" in wants else {}
             for part, eig in measured:
                 label = "+".join(part.kinds)
                 rep = report if part is self.partition else None
                 for row in measure.mntk_rows(eig, part, self.ncfg["top_k"], ranks, rep):
                     self.logs["mntk.csv"].write({"epoch": epoch, "step": self.step, "partition": label, **row})
-
-    def _policy_report(self) -> dict:
-        report = getattr(self.policy, "report", None)
-        return report() if callable(report) else {}
 
     # ------------------------------------------------------------------------------ one step
     def _objective(self, inputs: torch.Tensor, targets: torch.Tensor):

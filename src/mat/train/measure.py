@@ -65,8 +65,8 @@ def mntk_rows(
 ) -> list[dict]:
     """One mntk.csv row per module (without epoch/step/partition, which the caller adds).
 
-    `ranks[layer, index]` fills `effective_rank` for heads; `report[module]` (the policy's view of
-    the module: threshold, information, stopped) fills those columns when present."""
+    `ranks[layer, index]` fills `effective_rank` for heads; `report[module name]` (the policy's
+    view of that module, see `policy_report`) fills threshold / information / stopped when present."""
     rows = []
     for m in partition.modules:
         eig = eigenvalues[m.name].detach().double().cpu()
@@ -82,9 +82,22 @@ def mntk_rows(
             row[f"eig_{i}"] = float(eig[i])
         if ranks is not None and m.kind == "head" and m.layer < ranks.shape[0] and m.index < ranks.shape[1]:
             row["effective_rank"] = float(ranks[m.layer, m.index])
-        for key in ("threshold", "information", "stopped"):
-            value = (report or {}).get(m.name, {}).get(key)
-            if value is not None:
-                row[key] = bool(value) if isinstance(value, (bool, torch.Tensor)) and key != "threshold" else float(value) if key == "threshold" else value
+        view = (report or {}).get(m.name, {})
+        if view.get("threshold") is not None:
+            row["threshold"] = float(view["threshold"])
+        for key in ("information", "stopped"):
+            if view.get(key) is not None:
+                row[key] = bool(view[key])
         rows.append(row)
     return rows
+
+
+def policy_report(policy) -> dict[str, dict]:
+    """{module name: the policy's logging view of it} from `policy.report()` (a dict with a
+    "modules" list of per-module dicts), or {} for a policy that reports nothing."""
+    report = getattr(policy, "report", None)
+    if not callable(report):
+        return {}
+    rows = report()
+    rows = rows.get("modules", []) if isinstance(rows, dict) else rows
+    return {row["module"]: row for row in rows or [] if "module" in row}

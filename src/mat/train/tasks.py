@@ -122,7 +122,7 @@ class MLMTask(Task):
 
 class ImageTask(Task):
     """Image classification (Table 3): cross-entropy, top-1 accuracy, standard augmentation in
-    training (random crop with padding + flip, drawn on the device). Only a test split exists, as
+    training (random crop with padding + flip; draws from a CPU generator, applied on the device). Only a test split exists, as
     in the paper (train/test); it is logged as "test", never passed off as validation."""
 
     eval_splits = ("test",)
@@ -144,7 +144,7 @@ class ImageTask(Task):
     def _prepare(self, x: torch.Tensor, keys: tuple | None, train: bool) -> torch.Tensor:
         from mat.data import augment
 
-        gen = seeds.generator(*keys, device=self.device) if keys is not None else None
+        gen = seeds.generator(*keys) if keys is not None else None  # CPU: the same draws on every device
         return augment(x, gen, self.mean, self.std, train=train)
 
     def train_batch(self, index, keys):
