@@ -201,17 +201,18 @@ def _from_local(sp: Spec, tmp: Path, src: Path, options: dict, expected, log: Lo
             raise
         except OSError as exc:
             raise DataError(f"could not read {path}: {exc.strerror or exc}") from None
-    _check(sp, tmp, files, expected, options, where)
+    _check(sp, tmp, files, expected, options, f"{where}/")
     log(f"copied {sp.name} from {where}")
     return files, str(where), None
 
 
-def _check(sp: Spec, tmp: Path, files, expected, options: dict, where) -> None:
-    """check_content, but naming the source rather than the temporary folder in messages."""
+def _check(sp: Spec, tmp: Path, files, expected, options: dict, where: str) -> None:
+    """check_content, but naming the source rather than the temporary folder in messages
+    (`where` ends in "/" for a folder, ": " for an archive)."""
     try:
         manifest.check_content(tmp, sp, files, expected, options)
     except DataError as exc:
-        raise DataError(str(exc).replace(str(tmp), str(where))) from None
+        raise DataError(str(exc).replace(f"{tmp}/", where).replace(str(tmp), where.rstrip("/: "))) from None
 
 
 def _from_archive(sp: Spec, tmp: Path, path: Path, where: str, options: dict, expected, log: Log,
@@ -222,7 +223,7 @@ def _from_archive(sp: Spec, tmp: Path, path: Path, where: str, options: dict, ex
     if md5 is not None:
         check_digest(where, file_digest(path, "md5"), md5, "md5", "published by the dataset's authors")
     files = archive.extract(path, _wanted(sp), tmp)
-    _check(sp, tmp, files, expected, options, where)
+    _check(sp, tmp, files, expected, options, f"{where}: ")
     log(f"extracted {sp.name} from {where}")
     return files, where, info
 
@@ -234,6 +235,7 @@ def _from_urls(sp: Spec, tmp: Path, urls: list[str], options: dict, expected, us
         raise DataError(f"no download source known for {sp.variant}; pass --source")
     downloads = out.parent / f".{out.name}.download"
     attempts: list[str] = []
+    interrupted = False
     try:
         downloads.mkdir(exist_ok=True)
     except OSError as exc:
@@ -250,6 +252,7 @@ def _from_urls(sp: Spec, tmp: Path, urls: list[str], options: dict, expected, us
                 return result
             except DownloadInterrupted as exc:
                 attempts.append(f"{url}: {exc}")
+                interrupted = True
             except DataError as exc:
                 attempts.append(f"{url}: {exc}")
                 fsutil.remove_tree(target)
@@ -260,7 +263,8 @@ def _from_urls(sp: Spec, tmp: Path, urls: list[str], options: dict, expected, us
         _tidy_downloads(downloads)
         raise
     _tidy_downloads(downloads)
-    raise DataError(f"could not get {sp.variant}; tried:\n  " + "\n  ".join(attempts))
+    error = DownloadInterrupted if interrupted else DataError  # resumable: say so in the type too
+    raise error(f"could not get {sp.variant}; tried:\n  " + "\n  ".join(attempts))
 
 
 def _tidy_downloads(downloads: Path) -> None:
