@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 
+from mat.__main__ import main
 from mat.data import DataError, DownloadInterrupted, fsutil, get, load_images, sources
 from mat_data_testutil import leftovers, make_tar_gz, make_zip, sha256
 
@@ -221,3 +222,21 @@ def test_source_url_replaces_the_mirror_list(tmp_path, http_server, wikitext_fil
     out = get("wikitext2", tmp_path / "wt2", source=url)
     _assert_folder(out, wikitext_files)
     assert [e["path"] for e in http_server.log] == [ZIP]
+
+
+def test_progress_bar_goes_to_stderr(tmp_path, http_server, wikitext_files, pin_wikitext2, capsys):
+    url = _serve_wikitext(http_server, wikitext_files)
+    get("wikitext2", tmp_path / "wt2", mirrors=[url], progress=True)
+    captured = capsys.readouterr()
+    size = len(http_server.routes[ZIP].body) / 1024
+    assert f"\rwikitext-2-v1.zip:" in captured.err and f"/{size:.1f}k" in captured.err and captured.out == ""
+
+
+def test_cli_mirror_option(tmp_path, http_server, wikitext_files, pin_wikitext2, capsys):
+    url = _serve_wikitext(http_server, wikitext_files)
+    gone = http_server.url("/gone.zip")
+    argv = ["data", "get", "wikitext2", "--out", str(tmp_path / "wt2"), "--mirror", gone, "--mirror", url]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert f"trying {gone}" in captured.err and f"source: {url}" in captured.out
+    assert [e["status"] for e in http_server.log] == [404, 200]

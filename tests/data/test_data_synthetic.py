@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from mat.data import get, load_images, synthetic_images, synthetic_text
+from mat.data import get, load_images, synthetic_images
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from typing import Callable
 from . import archive, fetch, fsutil, layout, manifest, synthetic_images, synthetic_text
 from .errors import DataError, DownloadInterrupted
 from .hashing import check_digest, file_digest, sha256_file
-from .sources import CIFAR_DIR, Spec, spec
+from .sources import Spec, spec
 
 Log = Callable[[str], None]
 
@@ -196,7 +196,7 @@ def _from_local(sp: Spec, tmp: Path, src: Path, options: dict, expected, log: Lo
             raise fsutil.write_failed(tmp / rel, exc) from None
         try:
             with open(path, "rb") as fh:
-                files[rel] = fsutil.copy_stream(fh.read, tmp / rel, source_name=str(path))
+                files[rel] = fsutil.copy_stream(fh.read, tmp / rel)
         except DataError:
             raise
         except OSError as exc:
@@ -264,7 +264,8 @@ def _from_urls(sp: Spec, tmp: Path, urls: list[str], options: dict, expected, us
         raise
     _tidy_downloads(downloads)
     error = DownloadInterrupted if interrupted else DataError  # resumable: say so in the type too
-    raise error(f"could not get {sp.variant}; tried:\n  " + "\n  ".join(attempts))
+    raise error(f"could not get {sp.variant}; tried:\n  " + "\n  ".join(attempts)
+                + "\n(offline? pass --source with a folder or archive that holds the files)")
 
 
 def _tidy_downloads(downloads: Path) -> None:

@@ -87,4 +87,4 @@ def _copy(label: str, member: str, open_member: Callable, out: Path) -> tuple[in
     except OSError as exc:
         raise fsutil.write_failed(out.parent, exc) from None
     with open_member() as src:
-        return fsutil.copy_stream(src.read, out, source_name=f"{label}:{member}")
+        return fsutil.copy_stream(src.read, out)

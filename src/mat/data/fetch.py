@@ -102,7 +102,8 @@ def download(url: str, dest: Path, *, user_agent: str | None = None, progress: b
         total = have + length if length is not None else None
         _write_validator(meta_path, url, response.headers)
 
-        bar = _progress(total, have, dest.name, progress)
+        label = Path(urllib.parse.urlparse(url).path).name or dest.name
+        bar = _progress(total, have, label, progress)
 
         def read(n: int) -> bytes:
             try:
@@ -111,7 +112,7 @@ def download(url: str, dest: Path, *, user_agent: str | None = None, progress: b
                 raise _Dropped(str(exc) or type(exc).__name__) from None
 
         try:
-            size, _ = fsutil.copy_stream(read, part, source_name=url, on_chunk=bar.update, append=append)
+            size, _ = fsutil.copy_stream(read, part, on_chunk=bar.update, append=append)
         except _Dropped as exc:
             done = part.stat().st_size if part.exists() else 0
             raise DownloadInterrupted(
@@ -146,7 +147,7 @@ def _copy_local(src: Path, dest: Path, progress: bool | None) -> int:
             def read(n: int) -> bytes:
                 return fh.read(n)
 
-            size, _ = fsutil.copy_stream(read, part, source_name=str(src), on_chunk=bar.update)
+            size, _ = fsutil.copy_stream(read, part, on_chunk=bar.update)
         os.replace(part, dest)
     except BaseException:
         fsutil.remove_tree(part)

@@ -35,7 +35,6 @@ def copy_stream(
     read: Callable[[int], bytes],
     dst: Path,
     *,
-    source_name: str,
     on_chunk: Callable[[int], None] | None = None,
     append: bool = False,
 ) -> tuple[int, str]:
