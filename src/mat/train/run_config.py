@@ -101,7 +101,14 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
     if error.validator == "type":
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return [f"{_path(where)}: expected {expected}, got {error.instance!r}"]
+        hint = ""
+        if isinstance(error.instance, str):
+            try:
+                float(error.instance)
+                hint = " (YAML 1.1 reads a number like 1e-3 as a string; write 1.0e-3)"
+            except ValueError:
+                pass
+        return [f"{_path(where)}: expected {expected}, got {error.instance!r}{hint}"]
     return [f"{_path(where)}: got {error.instance!r}: {error.message}"]
 
 
