@@ -117,7 +117,7 @@ def figure_data(name: str, profile: dict, root: str | Path = ".") -> FigureData:
         frames.append(_reference_lines(spec, panel, profile, runs))
     data = pd.concat([f for f in frames if not f.empty], ignore_index=True)[CSV_COLUMNS]
     n = sorted({len(runs[m]) for m in methods})
-    subtitle = (f"Mean ± std (band) over {'/'.join(map(str, n))} seeds; each seed linearly interpolated "
+    subtitle = (f"Mean ± std (band) over {'/'.join(map(str, n))} seed{'s' if n != [1] else ''}; each seed linearly interpolated "
                 "onto a common compute grid over the range all seeds cover (the CSV beside holds these numbers).")
     return FigureData(name, f"{spec.title}\n{profile_caption(profile)}", subtitle, spec.panels, data)
 
@@ -154,8 +154,9 @@ def draw(fd: FigureData) -> plt.Figure:
                 ax.fill_between(c["pflops"], c["mean"] - c["std"], c["mean"] + c["std"], color=colors[method], alpha=0.2, lw=0)
         for _, b in here[here["kind"] == "budget"].iterrows():
             ax.axvline(b["pflops"], color="0.3", ls=":", lw=1.1)
-            ax.annotate(b["label"], (b["pflops"], 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                        ha="right", va="top", fontsize=6.5, color="0.3")
+            ax.annotate(b["label"], (b["pflops"], 0.98), xycoords=("data", "axes fraction"), rotation=90,
+                        ha="right", va="top", fontsize=6.5, color="0.3",
+                        bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1}, zorder=1)
         for _, t in here[here["kind"] == "target"].iterrows():
             ax.axhline(t["mean"], color="0.3", ls=":", lw=1.1)
             ax.annotate(f"target {t['label']}", (0.0, t["mean"]), xycoords=("axes fraction", "data"),

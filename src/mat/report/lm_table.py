@@ -66,7 +66,7 @@ def build(name: str, profile: dict, experiment: str, root) -> Table:
 
     seeds = sorted({r.seed for rs in runs.values() for r in rs})
     notes = [
-        f"Mean ± sample std (ddof=1) over {len(seeds)} seeds ({', '.join(map(str, seeds))}); best mean per "
+        f"Mean ± sample std (ddof=1) over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); best mean per "
         "column in bold (only rows where every seed has a value compete). Loss: masked-token "
         "cross-entropy (log perplexity).",
         "Validation loss @ budget: the last evaluation whose cumulative compute is within the budget. "

@@ -62,7 +62,7 @@ class Table:
         if not col.better:
             return set()
         means = {r.method: r.cells[key].summary.mean for r in self.rows if r.complete(key)}
-        if not means:
+        if not means or len(self.rows) < 2:  # a lone row is not "best" of anything
             return set()
         target = min(means.values()) if col.better == "lower" else max(means.values())
         return {m for m, v in means.items() if v == target}

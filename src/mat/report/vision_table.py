@@ -64,7 +64,7 @@ def build(name: str, profile: dict, experiment: str, root) -> Table:
 
     seeds = sorted({r.seed for rs in runs.values() for r in rs})
     notes = [
-        f"Mean ± sample std (ddof=1) over {len(seeds)} seeds ({', '.join(map(str, seeds))}); best mean per "
+        f"Mean ± sample std (ddof=1) over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); best mean per "
         "column in bold (only rows where every seed has a value compete).",
         "Computation until train acc ≥ n: cumulative compute at the first logged train interval whose "
         "mean accuracy reaches n; \"not reached\" if no interval does, and \"(k/n seeds reached)\" when "
