@@ -37,6 +37,10 @@ class _TqdmHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
 def run(args: argparse.Namespace) -> int:
     from mat.train import ConfigError, DivergedError, load_run_config, train
 
@@ -56,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     except DivergedError as exc:
         print(f"python -m mat train: training diverged: {exc}", file=sys.stderr)
         return 1
-    final = summary.get("final", {})
-    parts = [f"{split} loss {v['loss']:.4f} acc {v['accuracy']:.4f}" for split, v in final.items() if split != "train"]
+    final = {split: v for split, v in summary.get("final", {}).items() if split != "train"}
+    parts = [f"{split} loss {_num(v['loss'])} acc {_num(v['accuracy'])}" for split, v in final.items()]
     print(f"python -m mat train: done, {summary['steps']} steps; {'; '.join(parts)} -> {args.out}", file=sys.stderr)
     return 0

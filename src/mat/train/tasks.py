@@ -179,8 +179,8 @@ def load_task(cfg: dict, device: torch.device) -> Task:
             images = mat_data.load_images(folder)
         else:  # the schema allows only the names above
             raise ConfigError(f"data.name: got {name!r}; allowed values: {TEXT_DATASETS + IMAGE_DATASETS}")
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise DataMissingError(f"data folder {folder} is incomplete: {exc}\nprepare it with:\n    {prepare}") from None
+    except (mat_data.DataError, FileNotFoundError, NotADirectoryError) as exc:
+        raise DataMissingError(f"data folder {folder} cannot be used: {exc}\nprepare it with:\n    {prepare}") from None
     ev = (train_cfg["eval_batch_size"], train_cfg["eval_batches"])
     if name in TEXT_DATASETS:
         if text.train.shape[0] == 0:
