@@ -73,6 +73,10 @@ def test_minimal_config_gets_every_default_from_the_schema():
         (_with(method={"name": "mat", "beta": "1e-3"}), r"method\.beta: got '1e-3'.*write 1\.0e-3"),
         (_with(optim__lr=-1), r"optim\.lr: got -1"),
         (_with(optim__momentum=0.9), r"optim\.momentum: not a key of optimizer 'adamw'"),
+        (_with(model__layerz=3), r"model config \(bert\): unknown key\(s\) \['layerz'\]"),
+        (_with(partition=["expert"]), r"partition: 'expert' does not apply to model\.arch 'bert'"),
+        (_with(ntk__log_kinds=["filter"]), r"ntk\.log_kinds: 'filter' does not apply to model\.arch 'bert'"),
+        (_with(data__seq_len=65), r"model: this bert cannot take inputs of data\.seq_len=65"),
     ],
 )
 def test_config_errors_name_the_key_the_value_and_the_allowed_values(cfg, expected):

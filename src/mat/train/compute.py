@@ -22,6 +22,8 @@ the embedding share is 0 unless a model computes something inside an nn.Embeddin
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -78,12 +80,17 @@ class ComputeMeter:
         self._fwd += total
         self._fwd_noemb += total - emb
 
-    def mntk(self, inputs: torch.Tensor) -> None:
-        """Account a measurement on `inputs` (mNTK: one gradient per sample; SNIP: one minibatch):
-        one forward and one backward per sample, i.e. (1 + 2) x the forward FLOPs of the batch."""
+    def mntk(self, inputs: torch.Tensor, compute: Callable[[], Any] | None = None, key: str | None = None) -> Any:
+        """Account a measurement on `inputs` (mNTK: one gradient per sample; SNIP: one minibatch),
+        estimated as one forward and one backward per sample, i.e. (1 + 2) x the forward FLOPs of
+        the batch; returns `compute()` (the measurement itself, run here) or None.
+
+        `compute` and `key` let a measuring meter count the measurement's real work once per key
+        (mat.flops.MeasuredComputeMeter has this signature); this estimator ignores `key`."""
         total, emb = self.forward_flops(inputs)
         self._measure += (1 + BACKWARD_PER_FORWARD) * total
         self._measure_noemb += (1 + BACKWARD_PER_FORWARD) * (total - emb)
+        return compute() if compute is not None else None
 
     def totals(self) -> dict[str, int]:
         fwd, bwd = self._fwd, BACKWARD_PER_FORWARD * self._fwd

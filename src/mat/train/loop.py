@@ -85,7 +85,9 @@ class Trainer:
         self.params = dict(self.model.named_parameters())
         self.partition = build_partition(self.model, list(cfg["partition"]))
         self.partition.check(self.params)
-        self.extra_partitions = {kind: build_partition(self.model, [kind]) for kind in ncfg["log_kinds"]}
+        self.extra_partitions = {  # logged besides the run's own partition (Figures 2-3: layers)
+            kind: build_partition(self.model, [kind]) for kind in ncfg["log_kinds"] if [kind] != list(cfg["partition"])
+        }
 
         self.steps_per_epoch = math.ceil(self.task.n_train / tcfg["batch_size"])
         if tcfg["max_steps"] is not None:
@@ -183,42 +185,53 @@ class Trainer:
         return torch.randperm(self.task.n_train, generator=gen)[: min(size, self.task.n_train)]
 
     def _start_epoch(self, epoch: int) -> None:
-        """Measure what the policy wants and the logs ask for, then let the policy plan the epoch."""
+        """Measure what the policy wants and the logs ask for, then let the policy plan the epoch
+        (Algorithm 1, lines 3-14 happen inside `observe` + `start_epoch`)."""
         wants = set(self.policy.wants(epoch))
         every = self.ncfg["log_every"]
-        scheduled = every is not None and epoch % every == 0
-        measured = []
-        if "mntk" in wants or scheduled:
-            # Algorithm 1, line 3: S training inputs, drawn per epoch from (seed, epoch).
-            index = self._sample(epoch, "mntk", self.ncfg["samples"])
-            inputs = self.task.measure_inputs(index, (self.seed, "mntk-inputs", epoch))
-            eig = measure.mntk(self.model, inputs, self.partition, self.ncfg["chunk_size"])
-            self.meter.mntk(inputs)
+        if "mntk" in wants or (every is not None and epoch % every == 0):
+            measured, ranks = self._measure_mntk(epoch)
             if "mntk" in wants:
-                self.policy.observe(epoch, "mntk", eig)
-            measured.append((self.partition, eig))
-            for part in self.extra_partitions.values():
-                measured.append((part, measure.mntk(self.model, inputs, part, self.ncfg["chunk_size"])))
-                self.meter.mntk(inputs)
-            ranks = None
-            if self.ncfg["effective_rank"] and any(m.kind == "head" for p, _ in measured for m in p.modules):
-                ranks = measure.head_ranks(self.model, inputs)
+                self.policy.observe(epoch, "mntk", measured[0][1])
+        else:
+            measured, ranks = [], None
         if "snip" in wants:
-            index = self._sample(epoch, "snip", self.tcfg["batch_size"])
-            inputs, targets = self.task.train_batch(index, (self.seed, "snip-batch", epoch))
-            self.meter.mntk(inputs)
-            self.model.train()
-            scores = measure.snip(self.model, self.partition, lambda: self._objective(inputs, targets)[0])
-            self.policy.observe(epoch, "snip", scores)
+            self.policy.observe(epoch, "snip", self._measure_snip(epoch))
         self.policy.start_epoch(epoch)
-        if measured:
-            # The policy's view (threshold, information, stopped) only where it used this mNTK.
-            report = measure.policy_report(self.policy) if "mntk" in wants else {}
-            for part, eig in measured:
-                label = "+".join(part.kinds)
-                rep = report if part is self.partition else None
-                for row in measure.mntk_rows(eig, part, self.ncfg["top_k"], ranks, rep):
-                    self.logs["mntk.csv"].write({"epoch": epoch, "step": self.step, "partition": label, **row})
+        # The policy's view (threshold, information, stopped) only where it used this mNTK.
+        report = measure.policy_report(self.policy) if "mntk" in wants else {}
+        for part, eig in measured:
+            rep = report if part is self.partition else None
+            for row in measure.mntk_rows(eig, part, self.ncfg["top_k"], ranks, rep):
+                self.logs["mntk.csv"].write({"epoch": epoch, "step": self.step, "partition": "+".join(part.kinds), **row})
+
+    def _measure_mntk(self, epoch: int):
+        """mNTK eigenvalues of every module of the run's partition (first) and of the logged
+        partitions, on S training inputs drawn from (seed, epoch) (Algorithm 1, line 3); plus the
+        heads' attention effective rank on the same inputs."""
+        index = self._sample(epoch, "mntk", self.ncfg["samples"])
+        inputs = self.task.measure_inputs(index, (self.seed, "mntk-inputs", epoch))
+        measured = []
+        for part in (self.partition, *self.extra_partitions.values()):
+            eig = self.meter.mntk(
+                inputs,
+                lambda p=part: measure.mntk(self.model, inputs, p, self.ncfg["chunk_size"]),
+                key=f"mntk|{'+'.join(part.kinds)}",
+            )
+            measured.append((part, eig))
+        ranks = None
+        if self.ncfg["effective_rank"] and any(m.kind == "head" for p, _ in measured for m in p.modules):
+            ranks = measure.head_ranks(self.model, inputs)
+        return measured, ranks
+
+    def _measure_snip(self, epoch: int) -> torch.Tensor:
+        """SNIP's per-module connection sensitivity on one training minibatch drawn from (seed, epoch)."""
+        index = self._sample(epoch, "snip", self.tcfg["batch_size"])
+        inputs, targets = self.task.train_batch(index, (self.seed, "snip-batch", epoch))
+        self.model.train()
+        return self.meter.mntk(
+            inputs, lambda: measure.snip(self.model, self.partition, lambda: self._objective(inputs, targets)[0])
+        )
 
     # ------------------------------------------------------------------------------ one step
     def _objective(self, inputs: torch.Tensor, targets: torch.Tensor):

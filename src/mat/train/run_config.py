@@ -168,6 +168,41 @@ def _owner_checks(cfg: dict) -> list[str]:
     return problems
 
 
+def _model_checks(cfg: dict) -> list[str]:
+    """Build the model and its partitions on PyTorch's "meta" device (shapes only: no memory, no
+    random draws, well under a second even at paper scale) and push one input of the data's shape
+    through it, so a bad model key, a partition kind the architecture lacks, or a sequence longer
+    than the model's positions fails here rather than after the data is loaded."""
+    import torch
+
+    from mat.models import build_model, build_partition
+
+    data = cfg["data"]
+    text = data["name"] in TEXT_DATASETS
+    model_cfg = {**cfg["model"], **({"vocab_size": data["vocab_size"]} if text else {})}
+    try:
+        with torch.device("meta"):
+            model = build_model(model_cfg)
+    except (ValueError, TypeError, KeyError) as exc:
+        msg = str(exc).strip("'\"")
+        return [msg if msg.startswith("model") else f"model: {msg}"]
+    problems = []
+    for where, kinds in (("partition", cfg["partition"]), ("ntk.log_kinds", cfg["ntk"]["log_kinds"])):
+        for kind in kinds:
+            try:
+                build_partition(model, [kind])
+            except (ValueError, KeyError) as exc:
+                problems.append(f"{where}: {kind!r} does not apply to model.arch {cfg['model']['arch']!r}: {exc}")
+    shape = (1, data["seq_len"]) if text else (1, 3, 32, 32)
+    try:
+        with torch.no_grad():
+            model(torch.zeros(shape, dtype=torch.long if text else torch.float32, device="meta"))
+    except Exception as exc:  # noqa: BLE001 -- any failure here means the pair cannot train
+        what = f"data.seq_len={data['seq_len']}" if text else "32x32 images"
+        problems.append(f"model: this {cfg['model']['arch']} cannot take inputs of {what}: {exc}")
+    return problems
+
+
 def validate(cfg: dict, source: str = "run config") -> dict:
     """Validate `cfg` against the schema and the owners' rules; return it with defaults filled."""
     sch = schema()
@@ -179,6 +214,8 @@ def validate(cfg: dict, source: str = "run config") -> dict:
         if cfg["data"]["dir"] is None:
             cfg["data"]["dir"] = f"data/{cfg['data']['name']}"
         lines = _check_consistency(cfg) + _owner_checks(cfg)
+        if not lines:
+            lines = _model_checks(cfg)
     if lines:
         raise ConfigError(f"{source} is not valid:\n  " + "\n  ".join(lines))
     return cfg
