@@ -147,3 +147,21 @@ def test_unfinished_run_with_another_config_is_refused_unless_forced(run_config,
     with pytest.raises(RunConflictError, match="unfinished run with a different config"):
         train(other, out)
     assert train(other, out, force=True)["seed"] == 3
+
+
+def test_non_finite_weights_are_never_checkpointed(run_config, tmp_path, monkeypatch):
+    """A finite loss can come with an update that overflows the weights: the checkpoint due at
+    that step is refused and the previous one kept."""
+    cfg = _config(run_config, "bert-mat")
+    original = Trainer._train_step
+
+    def overflow(self, s, epoch):
+        original(self, s, epoch)
+        if s == 7:  # the 8th step, right before the checkpoint due at step 8
+            with torch.no_grad():
+                next(iter(self.params.values())).fill_(math.inf)
+
+    monkeypatch.setattr(Trainer, "_train_step", overflow)
+    with pytest.raises(DivergedError, match=r"non-finite by step 8 \(epoch 2\)"):
+        train(cfg, tmp_path / "run")
+    assert ckpt.load(tmp_path / "run" / ".work" / "checkpoint.pt")["step"] == 4

@@ -348,6 +348,14 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ the run
     def _save_checkpoint(self) -> None:
+        """Save the resume state, unless the weights went non-finite (a finite loss can still
+        come with an overflowing update): the last good checkpoint is kept instead."""
+        bad = [name for name, p in self.params.items() if not torch.isfinite(p).all()]
+        if bad:
+            raise DivergedError(
+                f"parameters {bad[:3]} became non-finite by step {self.step} (epoch {(self.step - 1) // self.steps_per_epoch}); "
+                f"stopped without saving a checkpoint, the last good one is {self.work / 'checkpoint.pt'} (if any)"
+            )
         ckpt.save(self.work / "checkpoint.pt", self.state_dict())
 
     def _prepare_work(self, force: bool) -> dict | None:
