@@ -251,6 +251,8 @@ class Trainer:
         self.pruned |= newly
 
     def _train_step(self, step: int, epoch: int) -> None:
+        """One optimizer step on the epoch's next batch, updating only what the policy decided
+        (Algorithm 1, lines 15-17: theta^l -= eta grad for theta^l in I)."""
         decision = self.policy.decide(step)
         active = decision.active.bool().cpu()
         if decision.pruned is not None:
@@ -277,6 +279,7 @@ class Trainer:
         loss.backward()
         if self.tcfg["grad_clip"] is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg["grad_clip"])
+        # Frozen modules keep their slices and optimizer state bit for bit (mat.optim).
         self.optimizer.step(self._decision_masks(decision, self.partition, self.params))
         self.scheduler.step()
 
