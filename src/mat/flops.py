@@ -26,7 +26,9 @@ transformers' `num_parameters(exclude_embeddings=True)`, would also drop the dec
 Cost of counting: the step counts are cached per (batch shape, dtype, device, set of active
 modules) -- FLOPs depend on nothing else -- and each new key costs one extra forward+backward
 in eval mode (no dropout draws, no BatchNorm statistics, no `.grad` accumulation), so counting
-never changes what the run computes. Policies change their active set at most a few times per
+never changes what the run computes. Dropout and BatchNorm count 0 FLOPs, so eval mode counts the
+same work as train mode (one caveat: with `attn_implementation: sdpa` and attention dropout, torch
+may pick another attention kernel in train mode; the project's default is eager attention). Policies change their active set at most a few times per
 epoch (MAT, Rand) or cycle between two sets (Multirate), so the overhead is far below 5%.
 The mNTK is counted by running the actual mNTK computation under the counter once per key
 (S and shape) and reusing that count for later evaluations.

@@ -92,10 +92,11 @@ class PartialBackward:
         self._sliced: dict[str, _Sliced] = {}
         self._layers: dict[str, _Layer] = {}
         self._hooks: list = []
+        dims = {s.param: s.dim for m in partition.modules for s in m.slices}  # one dim per parameter
         for name in partition.param_names:
             p = params[name]
             own = partition.owner_index(name, p.shape)
-            dim = partition._owners[name][0]
+            dim = dims[name]
             if dim is None:
                 self._whole[name] = (p, int(own.reshape(-1)[0]))
                 continue
@@ -138,7 +139,7 @@ class PartialBackward:
         def hook(grad: torch.Tensor) -> torch.Tensor | None:
             if self._disabled or slot.mask is None:
                 return None
-            return grad * slot.mask.to(grad.dtype)
+            return grad * slot.mask.to(grad.device, grad.dtype)
 
         return hook
 
@@ -154,8 +155,9 @@ class PartialBackward:
             # handle whole-tensor freezing by requires_grad alone.
             if pb._disabled or not (partial(w) or partial(b)) or _functorch_active():
                 return plain(module, x)
-            w_idx = w.idx if w is not None else None
-            b_idx = b.idx if b is not None else None
+            dev = module.weight.device  # indices follow the model if it moved after set_active
+            w_idx = w.idx.to(dev) if partial(w) else None
+            b_idx = b.idx.to(dev) if partial(b) else None
             if isinstance(module, nn.Conv2d):
                 return PartialConv2d.apply(x, module.weight, module.bias, w_idx, b_idx, module.stride, module.padding, module.dilation)
             return PartialLinear.apply(x, module.weight, module.bias, w.dim if w is not None else 0, w_idx, b_idx)
@@ -169,8 +171,9 @@ class PartialBackward:
         return self._active.clone()
 
     def set_active(self, active: torch.Tensor) -> None:
-        """Freeze every module i with `active[i]` False for the following forward/backward passes
-        (from `Decision.active`, paper Algorithm 1: the modules selected for training)."""
+        """Freeze every module i with `active[i]` False for the following forward/backward passes.
+        `active` is `Decision.active`: for MAT the information modules I (Algorithm 1, line 14),
+        the only ones whose gradient line 17 uses."""
         if not self._installed:
             raise RuntimeError("partial backward: set_active() after remove()")
         if not isinstance(active, torch.Tensor) or active.dtype != torch.bool or active.shape != (len(self.partition),):
@@ -195,7 +198,7 @@ class PartialBackward:
             if s.how == "zero" and s.mode == "some":
                 view = [1] * s.param.dim()
                 view[s.dim] = act.numel()
-                s.mask = act.reshape(view).to(s.param.device)
+                s.mask = act.reshape(view).to(s.param.device, s.param.dtype)
             else:
                 s.mask = None
             s.param.requires_grad_(self._requires_grad[name] and s.mode != "none")

@@ -1,0 +1,197 @@
+"""Does the partial backward save wall-clock time in proportion to the FLOPs it saves?
+
+For BERT (heads) and VGG16 (filters): a plain model ("vanilla") and the same model with the
+partial backward installed and 0%, 25%, 50%, 75% of the modules of every layer frozen (a seeded
+random choice per layer). Each training step is forward + cross-entropy + backward + optimizer
+step; the variants are timed round-robin (one step each per round, in a fresh random order, so
+load drift on a shared machine hits them alike) and the median over rounds is kept, after warm-up
+rounds. Wall-clock seconds decide; process CPU seconds are reported beside them because on a
+shared CPU they are less disturbed by other processes. FLOPs are
+measured with `mat.flops.count_step` (forward, and the backward that really runs).
+
+    python benchmarks/partial_backward.py                      # CPU, writes the CSV below
+    python benchmarks/partial_backward.py --device cuda        # on a GPU
+
+Output: benchmarks/results/partial_backward.csv (written to a temporary file, then renamed).
+Goal: time saving >= 70% of the FLOPs saving on GPU, and positive on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from mat.backward import install_partial_backward
+from mat.flops import count_step
+from mat.models import build_model, build_partition
+
+FRACTIONS = (0.0, 0.25, 0.5, 0.75)
+FIELDS = (
+    "model", "config", "frozen_fraction", "step_seconds", "flops_fwd", "flops_bwd", "flops_total",
+    "flops_saving", "time_saving", "time_per_flops_saving", "cpu_seconds", "cpu_time_saving",
+    "count_seconds", "device", "torch", "threads", "repeats",
+)
+
+
+def frozen_mask(partition, fraction: float, seed: int) -> torch.Tensor:
+    """Active mask with round(fraction * n) modules of every layer frozen, chosen at random."""
+    active = torch.ones(len(partition), dtype=torch.bool)
+    g = torch.Generator().manual_seed(seed)
+    for (_, _), idx in partition.groups().items():
+        k = round(fraction * len(idx))
+        pick = torch.randperm(len(idx), generator=g)[:k]
+        active[torch.tensor(idx)[pick]] = False
+    return active
+
+
+def make_step(model, inputs, targets, optimizer, device):
+    def step() -> tuple[float, float]:
+        """(wall seconds, process CPU seconds) of one training step."""
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        c0, t0 = time.process_time(), time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(inputs)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    return step
+
+
+def bench(name, config, cfg, kind, inputs, targets, make_optimizer, args, device) -> list[dict]:
+    torch.manual_seed(args.seed)
+    plain = build_model(cfg).to(device).train()
+    model = copy.deepcopy(plain)
+    part = build_partition(model, [kind])
+    pb = install_partial_backward(model, part)
+    masks = {f: frozen_mask(part, f, args.seed) for f in FRACTIONS}
+
+    variants = {"vanilla": (plain, None)} | {f: (model, masks[f]) for f in FRACTIONS}
+    steps, flops, count_s = {}, {}, {}
+    opt_plain, opt_model = make_optimizer(plain), make_optimizer(model)
+    for key, (m, mask) in variants.items():
+        if mask is not None:
+            pb.set_active(mask)
+        t0 = time.perf_counter()
+        c = count_step(m, inputs)  # what the meter pays once per new (shape, active set)
+        count_s[key] = time.perf_counter() - t0
+        flops[key] = (c["fwd"], c["bwd"])
+        steps[key] = make_step(m, inputs, targets, opt_plain if mask is None else opt_model, device)
+
+    times = {key: [] for key in variants}
+    cpu = {key: [] for key in variants}
+    order = list(variants)
+    rng = torch.Generator().manual_seed(args.seed)
+    for r in range(args.warmup + args.repeats):
+        for i in torch.randperm(len(order), generator=rng).tolist():  # a fresh order every round
+            key, (_, mask) = order[i], variants[order[i]]
+            if mask is not None:
+                pb.set_active(mask)
+            t, c = steps[key]()
+            if r >= args.warmup:
+                times[key].append(t)
+                cpu[key].append(c)
+        print(f"{name}: round {r + 1}/{args.warmup + args.repeats}", flush=True)
+
+    base_t, base_c = statistics.median(times["vanilla"]), statistics.median(cpu["vanilla"])
+    base_f = sum(flops["vanilla"])
+    rows = []
+    for key in variants:
+        t, c = statistics.median(times[key]), statistics.median(cpu[key])
+        fwd, bwd = flops[key]
+        f_save = 1 - (fwd + bwd) / base_f
+        t_save = 1 - t / base_t
+        rows.append(
+            {
+                "model": name,
+                "config": config,
+                "frozen_fraction": "vanilla" if key == "vanilla" else key,
+                "step_seconds": f"{t:.4f}",
+                "flops_fwd": fwd,
+                "flops_bwd": bwd,
+                "flops_total": fwd + bwd,
+                "flops_saving": f"{f_save:.4f}",
+                "time_saving": f"{t_save:.4f}",
+                "time_per_flops_saving": f"{t_save / f_save:.3f}" if f_save > 1e-9 else "",
+                "cpu_seconds": f"{c:.4f}",
+                "cpu_time_saving": f"{1 - c / base_c:.4f}",
+                "count_seconds": f"{count_s[key]:.4f}",
+                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu (no GPU on this machine: {os.cpu_count()} cores)",
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "repeats": args.repeats,
+            }
+        )
+    pb.remove()
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--repeats", type=int, default=7, help="timed rounds (median kept)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bert-size", default="mini")
+    p.add_argument(
+        "--vocab", type=int, default=2000,
+        help="BERT vocabulary (default 2000, the project's default; 30522 = bert-base WordPiece, where "
+        "the never-frozen MLM decoder dominates and heads can save at most ~3%% of the FLOPs)",
+    )
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--bert-batch", type=int, default=8)
+    p.add_argument("--vgg-width", type=float, default=0.25, help="channel multiplier of VGG16 (1.0 = paper)")
+    p.add_argument("--vgg-batch", type=int, default=32)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--only", choices=["bert", "vgg16"], default=None, help="run one model only")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "partial_backward.csv")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("partial_backward: --device cuda asked for, but torch sees no GPU")
+    g = torch.Generator().manual_seed(args.seed)
+
+    rows = []
+    if args.only in (None, "bert"):
+        cfg = {"arch": "bert", "size": args.bert_size, "vocab_size": args.vocab, "dropout": 0.0, "attn_dropout": 0.0}
+        x = torch.randint(0, args.vocab, (args.bert_batch, args.seq), generator=g).to(device)
+        y = torch.randint(0, args.vocab, (args.bert_batch, args.seq), generator=g).to(device)
+        adamw = lambda m: torch.optim.AdamW(m.parameters(), lr=1e-4)
+        config = f"{args.bert_size} vocab={args.vocab} batch={args.bert_batch}x{args.seq} AdamW"
+        rows += bench("bert", config, cfg, "head", x, y, adamw, args, device)
+    if args.only in (None, "vgg16"):
+        cfg = {"arch": "vgg16", "width": args.vgg_width}
+        x = torch.randn(args.vgg_batch, 3, 32, 32, generator=g).to(device)
+        y = torch.randint(0, 10, (args.vgg_batch,), generator=g).to(device)
+        sgd = lambda m: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+        config = f"width={args.vgg_width} batch={args.vgg_batch}x3x32x32 SGD"
+        rows += bench("vgg16", config, cfg, "filter", x, y, sgd, args, device)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(args.out)
+    for r in rows:
+        print(", ".join(f"{k}={r[k]}" for k in ("model", "frozen_fraction", "step_seconds", "flops_saving", "time_saving", "time_per_flops_saving")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
