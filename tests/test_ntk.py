@@ -145,3 +145,36 @@ def test_bad_inputs():
         ntk.module_grams(model, x[:0], part)
     with pytest.raises(KeyError, match="no parameter"):
         ntk.per_sample_grads_loop(model, x, ["nope.weight"])
+
+
+class _Tiny(nn.Module):
+    """Every layer kind with a per-sample rule, on 2-D and 4-D inputs, plus an embedding (vmap
+    fallback) and a Linear used twice (contributions of both calls must add up)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(5, 4)
+        self.conv = nn.Conv2d(1, 3, 3, padding=1, stride=2)
+        self.bn = nn.BatchNorm2d(3)
+        self.ln = nn.LayerNorm(6)
+        self.shared = nn.Linear(6, 6)
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x):
+        img = self.emb(x).view(-1, 1, 4, 4)  # x: [B, 4] ids -> 4x4 "image"
+        h = torch.tanh(self.bn(self.conv(img))).flatten(1)[:, :6]  # [B, 6]: a 2-D LayerNorm input
+        h = self.shared(torch.tanh(self.shared(self.ln(h))))
+        return self.out(h)
+
+
+def test_every_rule_and_repeated_use_match_loop():
+    torch.manual_seed(0)
+    model = _Tiny()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.5, 0.5)
+        model.bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randint(0, 5, (S, 4), generator=torch.Generator().manual_seed(2))
+    names = [n for n, _ in model.named_parameters()]
+    fast, ref = ntk.per_sample_grads_hooks(model, x, names, chunk_size=4), ntk.per_sample_grads_loop(model, x, names)
+    for n in names:
+        assert _rel(fast[n], ref[n]) < 1e-5, n
