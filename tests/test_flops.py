@@ -186,6 +186,26 @@ def test_mntk_counts_the_actual_computation_once(monkeypatch):
     meter.mntk(x)  # no callable: a minibatch gradient (SNIP), full backward whatever the active set
     assert meter.totals()["flops_mntk"] == 3 * once
     assert meter.totals()["flops_total"] == 3 * once  # no training steps yet
+    before = spy.calls
+    meter.mntk(_tokens(2, 8), per_sample_grads)  # another S: counted anew
+    assert spy.calls == before + 1
+
+
+def test_measurements_see_every_gradient():
+    """A measurement (SNIP reads .grad) runs on the plain model even when every head is frozen."""
+    model = _bert()
+    meter, part, pb = _meter_with_pb(model, ["head"])
+    pb.set_active(torch.zeros(len(part), dtype=torch.bool))
+    x = _tokens()
+
+    def snip_like():
+        model.zero_grad(set_to_none=True)
+        model(x).sum().backward()
+        return {n: p.grad for n, p in model.named_parameters() if n in part.param_names}
+
+    grads = meter.mntk(x, snip_like)
+    assert all(g is not None and torch.count_nonzero(g) > 0 for g in grads.values())
+    assert not any(p.requires_grad for n, p in model.named_parameters() if n in part.param_names)  # frozen again
 
 
 class _Stem(nn.Linear):

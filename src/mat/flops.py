@@ -189,9 +189,10 @@ class MeasuredComputeMeter:
             active = None  # the decision does not change the work without a partial backward
         key = f"{_shape_key(inputs)}|{_active_key(active)}"
         if key not in self._steps:
-            ctx = pb.disabled() if pb is not None and active is None else contextlib.nullcontext()
-            if pb is not None and active is not None:
-                ctx = pb.activated(active)
+            if pb is None:
+                ctx = contextlib.nullcontext()
+            else:  # the step's active set, or everyone (forward_flops), then the previous set again
+                ctx = pb.activated(active) if active is not None else pb.disabled()
             with ctx:
                 c = count_step(self.model, inputs, self._embedding_names)
             self._steps[key] = [c["fwd"], c["fwd_emb"], c["bwd"], c["bwd_emb"]]
@@ -219,24 +220,27 @@ class MeasuredComputeMeter:
         With `compute` (a zero-argument callable that runs the actual measurement, e.g. the mNTK's
         S per-sample gradients, Gram matrices and eigenvalues): the first call for a key runs it
         under the counter, later calls run it uncounted and add the cached count. The key is
-        `key` if given, else the shape of `inputs` (S samples x sequence length).
+        (`key`, shape of `inputs`): `key` names the measurement, the shape gives S and the length.
         Without `compute`: a forward plus a full backward of `inputs` is counted (every module
         active) -- exactly the cost of SNIP's minibatch gradient; returns None.
+
+        A measurement needs every module's gradient, frozen or not, so with a partial backward
+        attached it runs inside `partial_backward.disabled()` (the plain model).
         """
-        k = f"{'fn' if compute is not None else 'grad'}|{key if key is not None else _shape_key(inputs)}"
+        k = f"{'fn' if compute is not None else 'grad'}|{key or ''}|{_shape_key(inputs)}"
         result = None
-        if compute is None:
-            if k not in self._measures:
-                ctx = self.partial_backward.disabled() if self.partial_backward is not None else contextlib.nullcontext()
-                with ctx:
+        pb = self.partial_backward
+        with pb.disabled() if pb is not None else contextlib.nullcontext():
+            if compute is None:
+                if k not in self._measures:
                     c = count_step(self.model, inputs, self._embedding_names)
-                self._measures[k] = [c["fwd"] + c["bwd"], c["fwd_emb"] + c["bwd_emb"]]
-        elif k not in self._measures:
-            with flop_counter() as counter:
+                    self._measures[k] = [c["fwd"] + c["bwd"], c["fwd_emb"] + c["bwd_emb"]]
+            elif k not in self._measures:
+                with flop_counter() as counter:
+                    result = compute()
+                self._measures[k] = [int(counter.get_total_flops()), _share(counter, self._embedding_names)]
+            else:
                 result = compute()
-            self._measures[k] = [int(counter.get_total_flops()), _share(counter, self._embedding_names)]
-        else:
-            result = compute()
         total, emb = self._measures[k]
         self._sum["mntk"] += total
         self._sum["mntk_emb"] += emb

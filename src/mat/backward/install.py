@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -67,7 +67,6 @@ class _Layer:
     module: nn.Module
     weight: _Sliced | None = None
     bias: _Sliced | None = None
-    hooks: list = field(default_factory=list)
 
 
 def _functorch_active() -> bool:
