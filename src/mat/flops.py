@@ -101,8 +101,12 @@ def _share(counter: FlopCounterMode, names: list[str]) -> int:
 def _scalar_loss(model: nn.Module, out: Any) -> torch.Tensor:
     """A scalar whose backward reaches every output, plus the model's auxiliary loss if any (the
     backward FLOPs of matmuls do not depend on the loss's values, only on what needs gradients)."""
+    out = getattr(out, "logits", out)  # a transformers ModelOutput
     outs = [t for t in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(t, torch.Tensor)]
-    loss = sum(t.float().sum() for t in outs if t.is_floating_point())
+    loss = torch.zeros(())
+    for t in outs:
+        if t.is_floating_point():
+            loss = loss.to(t.device) + t.float().sum()
     aux = getattr(model, "aux_loss", None)
     if callable(aux):
         a = aux()
@@ -120,7 +124,7 @@ def count_step(model: nn.Module, inputs: torch.Tensor, embedding_names: list[str
     was_training = model.training
     model.eval()
     try:
-        with flop_counter() as counter:
+        with torch.enable_grad(), flop_counter() as counter:
             out = model(inputs)
             loss = _scalar_loss(model, out)
             fwd, fwd_emb = counter.get_total_flops(), _share(counter, list(embedding_names))
@@ -153,9 +157,10 @@ class MeasuredComputeMeter:
     """Cumulative measured FLOPs of a run; drop-in for `mat.train.compute.ComputeMeter`.
 
     `partial_backward`: the `mat.backward.PartialBackward` installed on `model`, if the trainer
-    uses one; each step is then counted with the step's `Decision.active`. Without one, every
-    step is counted with a full backward (a trainer that computes every gradient and masks the
-    update does exactly that work, whatever the decision).
+    uses one; each step is then counted with the step's `Decision.active`. Without one, a step is
+    counted with the backward the model does as its parameters stand (all requiring grad: a
+    trainer that computes every gradient and masks the update does that work, whatever the
+    decision), once per batch shape.
 
     Columns (cumulative; see `COLUMNS`):
       flops_fwd            forward passes of the training steps
