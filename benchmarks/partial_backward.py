@@ -131,7 +131,11 @@ def bench(name, config, cfg, kind, inputs, targets, make_optimizer, args, device
                 "cpu_seconds": f"{c:.4f}",
                 "cpu_time_saving": f"{1 - c / base_c:.4f}",
                 "count_seconds": f"{count_s[key]:.4f}",
-                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu (no GPU on this machine: {os.cpu_count()} cores)",
+                "device": (
+                    torch.cuda.get_device_name(device)
+                    if device.type == "cuda"
+                    else f"cpu (no GPU on this machine: {os.cpu_count()} cores)"
+                ),
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "repeats": args.repeats,
@@ -192,7 +196,8 @@ def main(argv=None) -> int:
         w.writerows(rows)
     tmp.replace(args.out)
     for r in rows:
-        print(", ".join(f"{k}={r[k]}" for k in ("model", "frozen_fraction", "step_seconds", "flops_saving", "time_saving", "time_per_flops_saving")))
+        keys = ("model", "frozen_fraction", "step_seconds", "flops_saving", "time_saving", "time_per_flops_saving")
+        print(", ".join(f"{k}={r[k]}" for k in keys))
     return 0
 
 

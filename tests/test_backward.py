@@ -83,7 +83,8 @@ def test_forward_bitwise_and_gradients_equal_plain(arch, kinds):
     _check_grads(model, plain, part, active)
     if arch != "vgg16":  # the input gradient reaches the (always trained) embeddings unchanged
         emb = "net.bert.embeddings.word_embeddings.weight" if arch == "bert" else "embed.weight"
-        torch.testing.assert_close(dict(model.named_parameters())[emb].grad, dict(plain.named_parameters())[emb].grad, rtol=0, atol=1e-6)
+        got, want = dict(model.named_parameters())[emb].grad, dict(plain.named_parameters())[emb].grad
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 
 
 def test_float32_forward_bitwise_and_gradients_close():
@@ -271,3 +272,16 @@ def test_frozen_filters_save_their_weight_gradients_and_input_gradients_below():
         out.sum().backward()
     saved = (c2.get_total_flops() - fwd2) - (c.get_total_flops() - fwd)
     assert saved == conv_flops(0) + 2 * conv_flops(1) + conv_flops(2)
+
+
+@pytest.mark.parametrize("arch,kinds", [("bert", ["head"]), ("vgg16", ["filter"])])
+def test_mntk_unchanged_with_frozen_modules(arch, kinds):
+    """The project's mNTK (`mat.ntk.module_grams`, hooks + vmap) on a model with the partial
+    backward installed and half the modules frozen equals the plain model's, without `disabled()`."""
+    ntk = pytest.importorskip("mat.ntk")
+    model, plain, part = _setup(arch, kinds)
+    pb = install_partial_backward(model, part)
+    pb.set_active(_random_active(len(part)))
+    x = _inputs(arch, b=4, t=8)
+    got = ntk.module_grams(model, x, part, chunk_size=2)
+    torch.testing.assert_close(got, ntk.module_grams(plain, x, part, chunk_size=2), rtol=0, atol=1e-10)

@@ -28,8 +28,11 @@ modules) -- FLOPs depend on nothing else -- and each new key costs one extra for
 in eval mode (no dropout draws, no BatchNorm statistics, no `.grad` accumulation), so counting
 never changes what the run computes. Dropout and BatchNorm count 0 FLOPs, so eval mode counts the
 same work as train mode (one caveat: with `attn_implementation: sdpa` and attention dropout, torch
-may pick another attention kernel in train mode; the project's default is eager attention). Policies change their active set at most a few times per
-epoch (MAT, Rand) or cycle between two sets (Multirate), so the overhead is far below 5%.
+may pick another attention kernel in train mode; the project's default is eager attention).
+One count costs about 1-2 training steps (`count_seconds` in benchmarks/results/partial_backward.csv),
+so counting stays under 5% of training time when a key is reused for 40 steps or more. Policies
+change their active set once per epoch or less often (Rand, MAT) or cycle between two sets
+(Multirate), so that holds except for runs with very short epochs.
 The mNTK is counted by running the actual mNTK computation under the counter once per key
 (S and shape) and reusing that count for later evaluations.
 """

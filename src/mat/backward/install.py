@@ -158,7 +158,8 @@ class PartialBackward:
             w_idx = w.idx.to(dev) if partial(w) else None
             b_idx = b.idx.to(dev) if partial(b) else None
             if isinstance(module, nn.Conv2d):
-                return PartialConv2d.apply(x, module.weight, module.bias, w_idx, b_idx, module.stride, module.padding, module.dilation)
+                conv = (module.stride, module.padding, module.dilation)
+                return PartialConv2d.apply(x, module.weight, module.bias, w_idx, b_idx, *conv)
             return PartialLinear.apply(x, module.weight, module.bias, w.dim if w is not None else 0, w_idx, b_idx)
 
         return forward
