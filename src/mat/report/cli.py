@@ -15,7 +15,7 @@ from mat.report.tables import write_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="table1 | table2 | table3")
+    parser.add_argument("name", help="table1 | table2 | table3 | table5 | table6 | table7")
     add_common_arguments(parser)
 
 

@@ -1,7 +1,8 @@
 """`python -m mat figure NAME --profile P`: a figure from P's finished runs.
 
     python -m mat figure fig1b --profile tiny   -> paper_figures/tiny/fig1b.png, .pdf, .csv
-Figures: fig1b, curves_table1, curves_table2, curves_table3.
+Figures: fig1b, curves_table1, curves_table2, curves_table3, and the analysis figures fig1a, fig2,
+fig3, fig4, fig5.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from mat.report.runs import ReportInputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="fig1b | curves_table1 | curves_table2 | curves_table3")
+    parser.add_argument("name", help="fig1a | fig1b | fig2 | fig3 | fig4 | fig5 | curves_table1 | curves_table2 | curves_table3")
     add_common_arguments(parser)
 
 

@@ -170,14 +170,21 @@ def draw(fd: FigureData) -> plt.Figure:
     return fig
 
 
-def render(fd: FigureData) -> tuple[bytes, bytes]:
-    """(PNG at DPI, PDF) of the figure."""
-    fig = draw(fd)
+def figure_bytes(fig: plt.Figure) -> tuple[bytes, bytes]:
+    """(PNG at DPI, PDF without a creation date) of a drawn figure (the caller closes it)."""
     png, pdf = io.BytesIO(), io.BytesIO()
     fig.savefig(png, format="png", dpi=DPI)
     fig.savefig(pdf, format="pdf", metadata={"CreationDate": None})
-    plt.close(fig)
     return png.getvalue(), pdf.getvalue()
+
+
+def render(fd: FigureData) -> tuple[bytes, bytes]:
+    """(PNG at DPI, PDF) of the figure."""
+    fig = draw(fd)
+    try:
+        return figure_bytes(fig)
+    finally:
+        plt.close(fig)
 
 
 def figure_paths(name: str, profile: dict, root: str | Path = ".") -> dict[str, Path]:
@@ -187,6 +194,10 @@ def figure_paths(name: str, profile: dict, root: str | Path = ".") -> dict[str, 
 
 def write_figure(name: str, profile: dict, root: str | Path = ".") -> dict[str, Path]:
     """Build, draw and write `paper_figures/<profile>/<name>.{png,pdf,csv}`; nothing on error."""
+    from mat.report import analysis_figures
+
+    if name in analysis_figures.NAMES:  # Figures 1a, 2-5: their own data and drawing
+        return analysis_figures.write(name, profile, root)
     fd = figure_data(name, profile, root)
     png, pdf = render(fd)
     paths = figure_paths(name, profile, root)

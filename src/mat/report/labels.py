@@ -25,6 +25,19 @@ def method_label(profile: dict, experiment: str, method: str) -> str:
     return known.get(method, method)
 
 
+def pruning_label(profile: dict, experiment: str, method: str) -> str:
+    """Table 5's row labels: "Vanilla", "SNIP (50%)" (from the method's prune_ratio), "MAT"."""
+    cfg = profile["experiments"][experiment]["methods"][method]
+    name = cfg.get("name", method)
+    if name == "vanilla":
+        return "Vanilla"
+    if name == "snip":
+        return f"SNIP ({float(cfg.get('prune_ratio', 0.5)) * 100:g}%)"
+    if name in ("mat", "mat_prune"):
+        return "MAT"
+    return method_label(profile, experiment, method)
+
+
 def profile_caption(profile: dict) -> str:
     """'tiny profile: generated data, not paper numbers' -- so no plot is mistaken for the paper's.
 

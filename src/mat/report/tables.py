@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mat.report import lm_table, vision_table
+from mat.report import lm_table, pruning_table, scaling_table, vision_table
 from mat.report.io import write_all_atomic
 from mat.report.render import to_csv, to_markdown
 from mat.report.runs import ReportInputError
@@ -17,8 +17,16 @@ from mat.report.table_model import Table
 from mat.report.targets import TARGETS, available
 
 
+APPENDIX_TABLES = ("table5", "table6", "table7")  # built by name: pruning, complexity, scaling
+
+
 def table_experiment(name: str, profile: dict) -> str:
     """The one experiment a table reads, checked against the registry and the profile."""
+    return table_target(name, profile).experiments[0]
+
+
+def table_target(name: str, profile: dict):
+    """The registry entry of a table, checked against the profile."""
     target = TARGETS.get(name)
     if target is None or target.kind != "table":
         tables = [t.name for t in TARGETS.values() if t.kind == "table"]
@@ -28,10 +36,13 @@ def table_experiment(name: str, profile: dict) -> str:
             f"table {name!r} needs experiments {list(target.experiments)}, which profile "
             f"{profile['profile']!r} does not have (it has {sorted(profile['experiments'])})"
         )
-    return target.experiments[0]
+    return target
 
 
-def build_table(name: str, profile: dict, root: str | Path = ".") -> Table:
+def build_table(name: str, profile: dict, root: str | Path = "."):
+    """The table as data: a `Table`, or for Table 6 a `complexity_table.ComplexityReport`."""
+    if name in APPENDIX_TABLES:
+        return _build_appendix(name, profile, root)
     experiment = table_experiment(name, profile)
     report = profile["experiments"][experiment].get("report") or {}
     if "budgets_pflops" in report or "budget_fractions" in report:
@@ -44,6 +55,17 @@ def build_table(name: str, profile: dict, root: str | Path = ".") -> Table:
     )
 
 
+def _build_appendix(name: str, profile: dict, root):
+    target = table_target(name, profile)
+    if name == "table5":
+        return pruning_table.build(name, profile, target.experiments[0], root)
+    if name == "table7":
+        return scaling_table.build(name, profile, target.experiments, root)
+    from mat.report import complexity_table  # torch loads only for the measured table
+
+    return complexity_table.build(name, profile, root)
+
+
 def table_paths(name: str, profile: dict, root: str | Path = ".") -> tuple[Path, Path]:
     out = Path(root) / "results" / profile["profile"]
     return out / f"{name}.csv", out / f"{name}.md"
@@ -51,7 +73,13 @@ def table_paths(name: str, profile: dict, root: str | Path = ".") -> tuple[Path,
 
 def write_table(name: str, profile: dict, root: str | Path = ".") -> tuple[Path, Path]:
     """Build the table, then write `results/<profile>/<name>.csv` and `.md`; nothing on error."""
+    if name == "table6":  # also writes its raw measurements
+        from mat.report import complexity_table
+
+        table_target(name, profile)
+        return complexity_table.write(name, profile, root)
     table = build_table(name, profile, root)
     csv_path, md_path = table_paths(name, profile, root)
-    write_all_atomic({csv_path: to_csv(table), md_path: to_markdown(table)})
+    md = scaling_table.to_markdown(table) if name == "table7" else to_markdown(table)
+    write_all_atomic({csv_path: to_csv(table), md_path: md})
     return csv_path, md_path

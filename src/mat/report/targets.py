@@ -24,6 +24,16 @@ TARGETS: dict[str, Target] = {
         Target("curves_table1", "figure", ("table1",), "validation loss vs PFLOPs behind Table 1, seed bands"),
         Target("curves_table2", "figure", ("table2",), "validation loss vs PFLOPs behind Table 2, seed bands"),
         Target("curves_table3", "figure", ("table3",), "train accuracy and test accuracy vs PFLOPs behind Table 3"),
+        # Appendix B and the analysis figures of Sections 2 and 5.2
+        Target("table5", "table", ("table5",), "Table 5: pruning on BERT: forward/backward sparsity, test loss, computation"),
+        Target("table6", "table", (), "Table 6: full vs modular NTK cost, measured scaling exponents (no training runs)"),
+        Target("table7", "table", ("table7_mini", "table7_small", "table7_medium", "table7_base", "table7_large"),
+               "Table 7: computation until convergence at five BERT sizes, vanilla vs MAT, mNTK overhead"),
+        Target("fig1a", "figure", ("table1",), "Figure 1a: effective rank vs lambda_max per head across epochs"),
+        Target("fig2", "figure", ("table1",), "Figure 2: layer-wise mNTK spectra, lambda_max and condition number"),
+        Target("fig3", "figure", ("overfit",), "Figure 3: train/validation loss and layer lambda_max, overfitting onset"),
+        Target("fig4", "figure", ("spectrum",), "Figure 4: normalised head-wise mNTK eigen-spectrum, information vs nuisance"),
+        Target("fig5", "figure", ("table1",), "Figure 5: histogram of the share of epochs each head was trained by MAT"),
     ]
 }
 

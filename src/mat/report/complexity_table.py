@@ -1,0 +1,164 @@
+"""Table 6 (Appendix B.3): the paper's complexity statements next to measured scaling exponents.
+
+`complexity` measures; this file lays the result out: one row per stage, for each of S, m and L the
+paper's exponent beside the fitted one (time; peak tensor memory in the CSV), plus the time and
+memory at the base point. Files: results/<profile>/table6.csv and .md, and the raw measurements
+table6_measurements.csv, all naming the hardware they were measured on.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mat.report import complexity as cx
+from mat.report.io import write_all_atomic
+from mat.report.labels import profile_caption, table_title
+
+NAN = math.nan
+# stage -> (label, the paper's cost, its exponents of S, m, L). The paper writes the full NTK on all
+# n*k outputs (O(nkm^2), SVD O(n^3k^3)); on the S sampled outputs that is O(Sm^2) and O(S^3).
+PAPER = {
+    "jacobian": ("Jacobian J (S per-sample gradients; shared)", "S extra gradient propagations", (NAN, NAN, NAN)),
+    "full_gram": ("NTK Gram, full: J Jᵀ", "O(S m²)", (1.0, 2.0, 0.0)),
+    "modular_grams": ("NTK Grams, modular: L × J_l J_lᵀ", "O(S m² / L)", (1.0, 2.0, -1.0)),
+    "full_eig": ("Eigendecomposition, full: one S × S", "O(S³) (O(n³k³) on all outputs)", (3.0, 0.0, 0.0)),
+    "modular_eig": ("Eigendecomposition, modular: L of S × S", "O(L S³)", (3.0, 0.0, 1.0)),
+}
+
+
+@dataclass(frozen=True)
+class ComplexityReport:
+    name: str
+    title: str
+    table: pd.DataFrame  # one row per stage
+    raw: pd.DataFrame  # one row per (sweep, point, stage)
+    hardware: str
+    sweep: cx.Sweep
+
+
+def hardware_text(threads: int) -> str:
+    from mat.train.summary import hardware, versions
+
+    hw, v = hardware(__import__("torch").device("cpu")), versions()
+    return f"{hw['cpu']} ({hw['cpu_count']} logical CPUs), {threads} torch thread(s), torch {v['torch']}"
+
+
+def tabulate(raw: pd.DataFrame, sweep: cx.Sweep) -> pd.DataFrame:
+    """Per stage: paper and measured exponents (time and memory), fit quality, base-point values."""
+    t_fit, m_fit = cx.fits(raw, "seconds"), cx.fits(raw, "peak_bytes")
+    base = raw[(raw["S"] == sweep.base_samples) & (raw["hidden"] == sweep.base_hidden) & (raw["heads"] == sweep.base_heads)]
+    rows = []
+    for stage, (label, cost, paper) in PAPER.items():
+        rec: dict[str, object] = {"stage": stage, "label": label, "paper_cost": cost}
+        for var, p in zip(cx.VARIABLES, paper):
+            t = t_fit[(t_fit["stage"] == stage) & (t_fit["variable"] == var)]
+            m = m_fit[(m_fit["stage"] == stage) & (m_fit["variable"] == var)] if not m_fit.empty else m_fit
+            rec[f"paper_exp_{var}"] = p
+            rec[f"time_exp_{var}"] = float(t["exponent"].iloc[0]) if len(t) else NAN
+            rec[f"time_exp_{var}_stderr"] = float(t["stderr"].iloc[0]) if len(t) else NAN
+            rec[f"time_exp_{var}_r2"] = float(t["r2"].iloc[0]) if len(t) else NAN
+            rec[f"memory_exp_{var}"] = float(m["exponent"].iloc[0]) if len(m) else NAN
+            rec[f"points_{var}"] = int(t["n"].iloc[0]) if len(t) else 0
+        b = base[base["stage"] == stage]
+        rec["base_seconds"] = float(b["seconds"].iloc[0]) if len(b) else NAN
+        rec["base_peak_bytes"] = float(b["peak_bytes"].iloc[0]) if len(b) else NAN
+        rec["base_m"] = int(b["m"].iloc[0]) if len(b) else 0
+        rec["base_L"] = int(b["L"].iloc[0]) if len(b) else 0
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def build(name: str, profile: dict, root=None, progress=None) -> ComplexityReport:
+    """Run the profile's sweep and tabulate it (`root` is unused: no training runs are read)."""
+    sweep = cx.sweep_config(profile)
+    raw = cx.run_sweep(sweep, progress)
+    hw = hardware_text(sweep.threads or __import__("torch").get_num_threads())
+    raw.insert(0, "hardware", hw)
+    table = tabulate(raw, sweep)
+    table["hardware"] = hw
+    title = f"{table_title(name)}: cost of the full vs the modular NTK, measured ({profile_caption(profile)})"
+    return ComplexityReport(name, title, table, raw, hw, sweep)
+
+
+def _exp(x: float) -> str:
+    return "—" if math.isnan(x) else f"{x:+.2f}".replace("+0.00", "0").replace("-0.00", "0")
+
+
+def _bytes(x: float) -> str:
+    if math.isnan(x):
+        return "n/a"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if x >= size:
+            return f"{x / size:.2f} {unit}"
+    return f"{x:.0f} B"
+
+
+def _base_summary(table: pd.DataFrame) -> str:
+    """What the base point shows, in numbers: time shares and memory of the two paths."""
+    r = table.set_index("stage")
+    t = r["base_seconds"]
+    modular = t["jacobian"] + t["modular_grams"] + t["modular_eig"]
+    full = t["jacobian"] + t["full_gram"] + t["full_eig"]
+    return (
+        f"At the base point: Jacobian + Grams + eigendecompositions take {full * 1e3:.3g} ms the full way and "
+        f"{modular * 1e3:.3g} ms the modular way, of which the shared Jacobian is {100 * t['jacobian'] / modular:.0f}% "
+        f"(modular). Peak tensor memory of the Gram step: {_bytes(r.loc['full_gram', 'base_peak_bytes'])} full vs "
+        f"{_bytes(r.loc['modular_grams', 'base_peak_bytes'])} modular (the full way concatenates the S × m Jacobian; "
+        "the modular way holds one module's S × m_l block at a time, plus the L Grams)."
+    )
+
+
+def to_markdown(rep: ComplexityReport) -> str:
+    s = rep.sweep
+    headers = ["Stage", "Paper's cost", "Exponent of S (paper / measured)", "Exponent of m (paper / measured)",
+               "Exponent of L (paper / measured)", "Time at base point", "Peak tensor memory at base point"]
+    lines = [f"### {rep.title}", "", "| " + " | ".join(headers) + " |", "|" + "|".join([" --- "] * 2 + [" ---: "] * 5) + "|"]
+    for _, r in rep.table.iterrows():
+        cells = [r["label"], r["paper_cost"]]
+        cells += [f"{_exp(r[f'paper_exp_{v}'])} / {_exp(r[f'time_exp_{v}'])}" for v in cx.VARIABLES]
+        cells += [f"{r['base_seconds'] * 1e3:.3g} ms", _bytes(r["base_peak_bytes"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    base = rep.table.iloc[0]
+    notes = [
+        f"Measured on {rep.hardware}. Time: median of {s.repeats} calls after a warm-up; exponents are log-log "
+        "least-squares slopes over one-variable sweeps (R², standard errors and the peak-memory exponents are in "
+        "table6.csv; every measurement in table6_measurements.csv). Peak tensor memory: bytes of tensor storage the "
+        "stage allocates and holds at once (exact, counted per ATen operation), not the process's resident size.",
+        f"Models: BERT-MLM ({s.layers} layers, sequence length {s.seq_len}, vocabulary {s.vocab_size}), modules = attention "
+        f"heads, m = the parameters the heads own. Base point: S = {s.base_samples}, hidden {s.base_hidden}, "
+        f"{s.base_heads} heads per layer (m = {int(base['base_m']):,}, L = {int(base['base_L'])}). Sweeps: S in "
+        f"{list(s.samples)}; m via hidden in {list(s.hidden)} (m grows as hidden²); L via heads per layer in "
+        f"{list(s.heads)} at fixed hidden (m unchanged).",
+        "Reading the exponents: by arithmetic, the Gram J Jᵀ of an S × m Jacobian costs 2·S²·m multiply-adds, and "
+        "the L modular Grams together cost the same (Σ m_l = m): S², m¹, L⁰ for both, where the paper writes O(S m²) "
+        "(the cost of the m × m product Jᵀ J) and O(S m²/L). Fixed per-call overheads flatten measured slopes at "
+        "small sizes; the fit's R² says how well a power law describes each sweep.",
+        _base_summary(rep.table),
+    ]
+    ]
+    lines += [""] + [n for note in notes for n in (note, "")]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def paths(name: str, profile: dict, root: str | Path = ".") -> dict[str, Path]:
+    out = Path(root) / "results" / profile["profile"]
+    return {"csv": out / f"{name}.csv", "md": out / f"{name}.md", "raw": out / f"{name}_measurements.csv"}
+
+
+def _csv(df: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, na_rep="")
+    return buf.getvalue()
+
+
+def write(name: str, profile: dict, root: str | Path = ".") -> tuple[Path, Path]:
+    """Measure, then write table6.csv, table6.md and table6_measurements.csv (all or none)."""
+    rep = build(name, profile, root)
+    p = paths(name, profile, root)
+    write_all_atomic({p["raw"]: _csv(rep.raw), p["csv"]: _csv(rep.table), p["md"]: to_markdown(rep)})
+    return p["csv"], p["md"]
