@@ -254,11 +254,3 @@ def test_state_dict_resume(monkeypatch):
     assert resumed.totals() == want and spy.calls == 0  # the cache came back with the checkpoint
     with pytest.raises(KeyError, match="missing key 'sums'"):
         resumed.load_state_dict({"steps": {}, "measures": {}})
-
-
-def test_drop_in_for_the_trainers_meter():
-    compute = pytest.importorskip("mat.train.compute")
-    assert tuple(compute.COLUMNS) == COLUMNS
-    for name in ("forward_flops", "step", "mntk", "totals", "state_dict", "load_state_dict"):
-        assert callable(getattr(MeasuredComputeMeter, name))
-        assert callable(getattr(compute.ComputeMeter, name))

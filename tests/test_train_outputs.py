@@ -55,7 +55,12 @@ def test_each_model_and_method_writes_the_documented_outputs(arch, method, run_c
     # Compute columns: cumulative, with the paper's estimator relations (backward = 2 x forward).
     by_step = metrics.drop_duplicates("step").sort_values("step")
     assert by_step.flops_total.is_monotonic_increasing and (by_step.flops_fwd > 0).all()
-    assert (metrics.flops_bwd == 2 * metrics.flops_fwd).all()
+    # Measured backward (mat.flops): at most the full 2x forward, strictly less where modules were
+    # frozen (no weight gradient for frozen heads/filters/experts); the paper's estimator is 3x forward.
+    assert (metrics.flops_paper_estimate == 3 * metrics.flops_fwd).all()
+    assert (metrics.flops_bwd <= 2 * metrics.flops_fwd).all()
+    if method in ("rand", "multirate"):
+        assert metrics.flops_bwd.iloc[-1] < 2 * metrics.flops_fwd.iloc[-1]
     assert (metrics.flops_total == metrics.flops_fwd + metrics.flops_bwd + metrics.flops_mntk).all()
     assert (metrics.flops_paper_estimate == 3 * metrics.flops_fwd).all()  # no FLOPs inside embeddings
     assert (metrics.flops_mntk > 0).all()  # the mNTK is logged every epoch, from epoch 0

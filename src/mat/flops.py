@@ -157,7 +157,7 @@ def _active_key(active: torch.Tensor | None) -> str:
 
 # ---------------------------------------------------------------------------------- the meter
 class MeasuredComputeMeter:
-    """Cumulative measured FLOPs of a run; drop-in for `mat.train.compute.ComputeMeter`.
+    """Cumulative measured FLOPs of a run (the trainer's meter).
 
     `partial_backward`: the `mat.backward.PartialBackward` installed on `model`, if the trainer
     uses one; each step is then counted with the step's `Decision.active`. Without one, a step is
@@ -286,4 +286,4 @@ class MeasuredComputeMeter:
         self._sum = {k: int(v) for k, v in state["sums"].items()}
 
 
-ComputeMeter = MeasuredComputeMeter  # the name the trainer imports from mat.train.compute
+ComputeMeter = MeasuredComputeMeter

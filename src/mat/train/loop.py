@@ -30,8 +30,7 @@ import torch
 
 from mat.train import checkpoint as ckpt
 from mat.train import logs, measure, seeds
-from mat.train.compute import COLUMNS as COMPUTE_COLUMNS
-from mat.train.compute import ComputeMeter
+from mat.flops import COLUMNS as COMPUTE_COLUMNS
 from mat.train.run_config import ConfigError
 from mat.train.summary import write_summary
 from mat.train.tasks import load_task
@@ -85,6 +84,12 @@ class Trainer:
         self.params = dict(self.model.named_parameters())
         self.partition = build_partition(self.model, list(cfg["partition"]))
         self.partition.check(self.params)
+        # Frozen heads and filters compute no weight gradient (mat.backward); the meter counts the
+        # work that really runs, per (batch shape, active set) (mat.flops).
+        from mat.backward import install_partial_backward
+        from mat.flops import MeasuredComputeMeter
+
+        self.backward = install_partial_backward(self.model, self.partition)
         self.extra_partitions = {  # logged besides the run's own partition (Figures 2-3: layers)
             kind: build_partition(self.model, [kind]) for kind in ncfg["log_kinds"] if [kind] != list(cfg["partition"])
         }
@@ -97,7 +102,7 @@ class Trainer:
         self.policy = build_policy(cfg["method"], self.partition, self.seed, self.steps_per_epoch)
         self.optimizer = build_optimizer(cfg["optim"], list(self.model.named_parameters()))
         self.scheduler = build_schedule(cfg["optim"], self.optimizer, self.total_steps)
-        self.meter = ComputeMeter(self.model, self.partition)
+        self.meter = MeasuredComputeMeter(self.model, self.partition, partial_backward=self.backward)
 
         n = len(self.partition)
         self.step = 0
@@ -266,6 +271,7 @@ class Trainer:
         at = (step % self.steps_per_epoch) * bs
         inputs, targets = self.task.train_batch(perm[at : at + bs], (self.seed, "batch", step))
         self.meter.step(inputs, decision)
+        self.backward.set_active(active)
 
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)

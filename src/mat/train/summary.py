@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
-from mat.train.compute import COLUMNS as COMPUTE_COLUMNS
+from mat.flops import COLUMNS as COMPUTE_COLUMNS
 
 if TYPE_CHECKING:
     from mat.train.loop import Trainer
