@@ -140,7 +140,6 @@ def to_markdown(rep: ComplexityReport) -> str:
         "small sizes; the fit's R² says how well a power law describes each sweep.",
         _base_summary(rep.table),
     ]
-    ]
     lines += [""] + [n for note in notes for n in (note, "")]
     return "\n".join(lines).rstrip() + "\n"
 
