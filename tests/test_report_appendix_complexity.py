@@ -141,8 +141,9 @@ def test_table6_files_name_the_hardware_and_the_paper(tmp_path):
     raw = pd.read_csv(tmp_path / "results/fake/table6_measurements.csv")
     assert len(raw) == 30 and raw["hardware"].nunique() == 1
     md = md_path.read_text()
-    assert md.startswith("### Table 6:") and "Measured on " in md and "| O(S m² / L) |" not in md
-    assert "| NTK Grams, modular: L × J_l J_lᵀ | O(S m² / L) | 1.00 / " in md
+    assert md.startswith("### Table 6:") and "Measured on " in md and "torch thread(s)" in md
+    assert "| NTK Grams, modular: L × J_l J_lᵀ | O(S m² / L) | 1 / " in md
+    assert "| Jacobian J (S per-sample gradients; shared) | S extra gradient propagations | — / " in md
     # a bad config writes nothing
     for p in (csv_path, md_path):
         p.unlink()

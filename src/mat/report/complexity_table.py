@@ -85,8 +85,10 @@ def build(name: str, profile: dict, root=None, progress=None) -> ComplexityRepor
     return ComplexityReport(name, title, table, raw, hw, sweep)
 
 
-def _exp(x: float) -> str:
-    return "—" if math.isnan(x) else f"{x:+.2f}".replace("+0.00", "0").replace("-0.00", "0")
+def _exp(x: float, paper: bool = False) -> str:
+    if math.isnan(x):
+        return "—"
+    return f"{x:g}" if paper else f"{x:.2f}".replace("-0.00", "0.00")
 
 
 def _bytes(x: float) -> str:
@@ -120,7 +122,7 @@ def to_markdown(rep: ComplexityReport) -> str:
     lines = [f"### {rep.title}", "", "| " + " | ".join(headers) + " |", "|" + "|".join([" --- "] * 2 + [" ---: "] * 5) + "|"]
     for _, r in rep.table.iterrows():
         cells = [r["label"], r["paper_cost"]]
-        cells += [f"{_exp(r[f'paper_exp_{v}'])} / {_exp(r[f'time_exp_{v}'])}" for v in cx.VARIABLES]
+        cells += [f"{_exp(r[f'paper_exp_{v}'], paper=True)} / {_exp(r[f'time_exp_{v}'])}" for v in cx.VARIABLES]
         cells += [f"{r['base_seconds'] * 1e3:.3g} ms", _bytes(r["base_peak_bytes"])]
         lines.append("| " + " | ".join(cells) + " |")
     base = rep.table.iloc[0]
