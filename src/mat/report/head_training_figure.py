@@ -50,7 +50,11 @@ def observations(shares: pd.Series) -> dict[str, float]:
 
 
 def histogram(shares: pd.Series) -> pd.DataFrame:
-    counts, _ = np.histogram(shares.to_numpy(float), bins=BINS)
+    """Heads per tenth of epochs: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]. Binned by integer tenths,
+    so a share of exactly 3/5 lands in [0.6, 0.7) (np.linspace's 0.6000000000000001 edge would not)."""
+    n = len(BINS) - 1
+    idx = np.minimum(np.floor(shares.to_numpy(float) * n + 1e-9), n - 1).astype(int)
+    counts = np.bincount(idx, minlength=n)
     return pd.DataFrame({"left": BINS[:-1], "right": BINS[1:], "heads": counts})
 
 
