@@ -119,6 +119,7 @@ def test_sweep_config_defaults_and_errors():
         ({"heads": [4]}, r"complexity.heads: expected at least 2 distinct values"),
         ({"repeats": 0}, r"complexity.repeats: expected an integer >= 1, got 0"),
         ({"base": {"size": 1}}, r"complexity.base: unknown keys \['size'\]"),
+        ({"device": "tpu"}, r"complexity.device: expected one of cpu, cuda, auto, got .tpu."),
     ]
     for given, match in bad:
         with pytest.raises(ReportInputError, match=match):

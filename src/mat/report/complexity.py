@@ -52,6 +52,7 @@ DEFAULTS = {
     "chunk_size": 16,
     "threads": 1,  # torch threads while timing (steadier numbers on a shared machine); 0: leave as is
     "seed": 0,
+    "device": "cpu",  # cpu | cuda | auto (cuda when available)
 }
 
 
@@ -70,6 +71,7 @@ class Sweep:
     chunk_size: int
     threads: int
     seed: int
+    device: str
 
     def points(self) -> list[tuple[str, int, int, int]]:
         """(sweep variable, S, hidden, heads) of every measurement, base point in each sweep."""
@@ -87,6 +89,16 @@ def _ints(where: str, value, minimum: int, single: bool = False):
         what = f"an integer >= {minimum}" if single else f"a non-empty list of integers >= {minimum}"
         raise ReportInputError(f"{where}: expected {what}, got {value!r}")
     return values[0] if single else tuple(sorted(set(values)))
+
+
+def _device(where: str, value) -> str:
+    if value not in ("cpu", "cuda", "auto"):
+        raise ReportInputError(f"{where}: expected one of cpu, cuda, auto, got {value!r}")
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if value == "cuda" and not torch.cuda.is_available():
+        raise ReportInputError(f"{where}: 'cuda', but torch sees no CUDA device here")
+    return value
 
 
 def sweep_config(profile: dict) -> Sweep:
@@ -112,7 +124,7 @@ def sweep_config(profile: dict) -> Sweep:
         layers=_ints(f"{w}.layers", cfg["layers"], 1, True), seq_len=_ints(f"{w}.seq_len", cfg["seq_len"], 1, True),
         vocab_size=_ints(f"{w}.vocab_size", cfg["vocab_size"], 2, True), repeats=_ints(f"{w}.repeats", cfg["repeats"], 1, True),
         chunk_size=_ints(f"{w}.chunk_size", cfg["chunk_size"], 1, True), threads=_ints(f"{w}.threads", cfg["threads"], 0, True),
-        seed=_ints(f"{w}.seed", cfg["seed"], 0, True),
+        seed=_ints(f"{w}.seed", cfg["seed"], 0, True), device=_device(f"{w}.device", cfg["device"]),
     )
     for _, _, hidden, heads in sweep.points():
         if hidden % heads:
@@ -139,13 +151,16 @@ def modular_grams(grads: dict[str, torch.Tensor], partition) -> torch.Tensor:
     return torch.stack(out)
 
 
-def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, float]:
-    """(median, min, max) seconds of `repeats` calls after one warm-up call."""
+def _timed(fn: Callable[[], object], repeats: int, device: str = "cpu") -> tuple[float, float, float]:
+    """(median, min, max) seconds of `repeats` calls after one warm-up call (CUDA work waited for)."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), min(times), max(times)
 
@@ -165,11 +180,12 @@ def measure_point(sweep: Sweep, s: int, hidden: int, heads: int) -> list[dict]:
     torch.manual_seed(sweep.seed)
     model = build_model({"arch": "bert", "layers": sweep.layers, "hidden": hidden, "heads": heads,
                          "intermediate": 2 * hidden, "max_len": sweep.seq_len, "vocab_size": sweep.vocab_size})
+    model = model.to(sweep.device)
     part = build_partition(model, ["head"])
     params = dict(model.named_parameters())
     m, n_modules = int(part.sizes(params).sum()), len(part)
     gen = torch.Generator().manual_seed(sweep.seed)
-    inputs = torch.randint(0, sweep.vocab_size, (s, sweep.seq_len), generator=gen)
+    inputs = torch.randint(0, sweep.vocab_size, (s, sweep.seq_len), generator=gen).to(sweep.device)
     names = part.param_names
 
     def jac():
@@ -179,7 +195,7 @@ def measure_point(sweep: Sweep, s: int, hidden: int, heads: int) -> list[dict]:
     rows = []
 
     def record(stage: str, fn: Callable[[], object], memory: bool) -> None:
-        med, lo, hi = _timed(fn, sweep.repeats)
+        med, lo, hi = _timed(fn, sweep.repeats, sweep.device)
         rows.append({"S": s, "hidden": hidden, "heads": heads, "layers": sweep.layers, "m": m, "L": n_modules,
                      "stage": stage, "seconds": med, "seconds_min": lo, "seconds_max": hi,
                      "repeats": sweep.repeats, "peak_bytes": _peak(fn) if memory else math.nan})
@@ -254,5 +270,5 @@ def fits(raw: pd.DataFrame, value: str = "seconds") -> pd.DataFrame:
             if rows.empty or rows[value].isna().all():
                 continue
             f = fit_exponent(rows[var], rows[value])
-            out.append({"stage": stage, "variable": var, **{k: v for k, v in asdict(f).items()}})
+            out.append({"stage": stage, "variable": var, **asdict(f)})
     return pd.DataFrame(out)

@@ -41,11 +41,14 @@ class ComplexityReport:
     sweep: cx.Sweep
 
 
-def hardware_text(threads: int) -> str:
+def hardware_text(device: str, threads: int) -> str:
+    import torch
+
     from mat.train.summary import hardware, versions
 
-    hw, v = hardware(__import__("torch").device("cpu")), versions()
-    return f"{hw['cpu']} ({hw['cpu_count']} logical CPUs), {threads} torch thread(s), torch {v['torch']}"
+    hw, v = hardware(torch.device(device)), versions()
+    where = f"GPU {hw['gpu']} with " if hw["gpu"] else ""
+    return f"{where}{hw['cpu']} ({hw['cpu_count']} logical CPUs), {threads} torch thread(s), torch {v['torch']}"
 
 
 def tabulate(raw: pd.DataFrame, sweep: cx.Sweep) -> pd.DataFrame:
@@ -77,7 +80,7 @@ def build(name: str, profile: dict, root=None, progress=None) -> ComplexityRepor
     """Run the profile's sweep and tabulate it (`root` is unused: no training runs are read)."""
     sweep = cx.sweep_config(profile)
     raw = cx.run_sweep(sweep, progress)
-    hw = hardware_text(sweep.threads or __import__("torch").get_num_threads())
+    hw = hardware_text(sweep.device, sweep.threads or __import__("torch").get_num_threads())
     raw.insert(0, "hardware", hw)
     table = tabulate(raw, sweep)
     table["hardware"] = hw
