@@ -3,12 +3,17 @@
 Trains one run, resuming from `DIR/.work/` if an earlier attempt was interrupted. A progress bar
 (steps, loss) and one line per evaluation go to stderr. Exit status: 0 done (or already done),
 1 the loss diverged, 2 a bad config, missing data, or an output folder holding another run.
+
+Data-parallel (`train.gpus: N`, mat.train.distributed): launch the same command through
+`torchrun --standalone --nproc_per_node N -m mat train ...`; only rank 0 shows progress, logs and
+writes outputs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -49,17 +54,20 @@ def run(args: argparse.Namespace) -> int:
         handler = _TqdmHandler()
         handler.setFormatter(logging.Formatter("mat train: %(message)s"))
         logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    main = os.environ.get("RANK", "0") == "0"  # torchrun sets RANK; only rank 0 talks
+    logger.setLevel(logging.INFO if main else logging.WARNING)
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     try:
         cfg = load_run_config(args.config, overrides)
-        summary = train(cfg, args.out, force=args.force, progress=not args.quiet)
+        summary = train(cfg, args.out, force=args.force, progress=not args.quiet and main)
     except ConfigError as exc:  # also missing data and conflicting outputs
         print(f"python -m mat train: {exc}", file=sys.stderr)
         return 2
     except DivergedError as exc:
         print(f"python -m mat train: training diverged: {exc}", file=sys.stderr)
         return 1
+    if not main:
+        return 0
     final = {split: v for split, v in summary.get("final", {}).items() if split != "train"}
     parts = [f"{split} loss {_num(v['loss'])} acc {_num(v['accuracy'])}" for split, v in final.items()]
     print(f"python -m mat train: done, {summary['steps']} steps; {'; '.join(parts)} -> {args.out}", file=sys.stderr)

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from mat.train import checkpoint as ckpt
-from mat.train import logs, measure, seeds
+from mat.train import distributed, logs, measure, seeds
 from mat.flops import COLUMNS as COMPUTE_COLUMNS
 from mat.train.run_config import ConfigError
 from mat.train.summary import write_summary
@@ -64,13 +64,20 @@ def _canonical(cfg: dict) -> str:
 class Trainer:
     """One run: built from a resolved run config (`load_run_config`) and an output folder."""
 
-    def __init__(self, cfg: dict, out: str | Path, progress: bool = False):
+    def __init__(self, cfg: dict, out: str | Path, progress: bool = False, dist: distributed.Dist | None = None):
         self.cfg, self.out, self.work = cfg, Path(out), Path(out) / ".work"
-        self.progress = progress
+        self.dist = dist or distributed.SINGLE  # data-parallel rank/world (mat.train.distributed)
+        self.progress = progress and self.dist.main
         self.seed = int(cfg["seed"])
-        self.device = resolve_device(cfg["device"])
+        self.device = distributed.local_device(resolve_device(cfg["device"]), self.dist)
         tcfg, ncfg = cfg["train"], cfg["ntk"]
         self.tcfg, self.ncfg = tcfg, ncfg
+        self.bf16 = tcfg.get("precision", "fp32") == "bf16"
+        if self.bf16 and self.device.type != "cuda":
+            raise ConfigError(
+                f"train.precision: got 'bf16', but this run's device is {self.device.type}; bf16 autocast is "
+                "offered on CUDA only (CPU autocast is slow and changes results); set train.precision: fp32"
+            )
 
         self.task = load_task(cfg, self.device)
         torch.manual_seed(self.seed)  # model initialisation and dropout draw from the global generator
@@ -82,6 +89,9 @@ class Trainer:
         self._decision_masks = decision_masks
         self.model = build_model({**cfg["model"], **self.task.model_options()}).to(self.device)
         self.params = dict(self.model.named_parameters())
+        if self.dist.enabled:  # one model on every rank, then a dropout stream per rank
+            distributed.broadcast_tensors([*self.params.values(), *self.model.buffers()], self.dist)
+            torch.manual_seed(distributed.per_rank_seed(self.seed, self.dist))
         self.partition = build_partition(self.model, list(cfg["partition"]))
         self.partition.check(self.params)
         # Frozen heads and filters compute no weight gradient (mat.backward); the meter counts the
@@ -126,6 +136,7 @@ class Trainer:
             "policy": self.policy.state_dict(),
             "meter": self.meter.state_dict(),
             "rng": ckpt.rng_state(),
+            "rng_ranks": distributed.gather_objects(ckpt.rng_state(), self.dist) if self.dist.enabled else None,
             "pruned": self.pruned.clone(),
             "epoch_active": self.epoch_active.clone(),
             "epoch_steps": self.epoch_steps,
@@ -147,7 +158,13 @@ class Trainer:
         loss_sum, steps, correct, count = state["interval"]
         self.interval = [float(loss_sum), int(steps), int(correct), int(count)]
         self.last_eval_step = int(state["last_eval_step"])
-        ckpt.set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks")
+        if self.dist.enabled and (ranks is None or len(ranks) != self.dist.world):
+            raise ConfigError(
+                f"{self.work / 'checkpoint.pt'}: saved by a run of {len(ranks or [0])} process(es); "
+                f"resume it with that many (this launch has {self.dist.world})"
+            )
+        ckpt.set_rng_state(ranks[self.dist.rank] if self.dist.enabled else state["rng"])
 
     def _open_logs(self, rows: dict | None) -> None:
         columns = {
@@ -155,10 +172,11 @@ class Trainer:
             "mntk.csv": logs.mntk_columns(self.ncfg["top_k"]),
             "modules.csv": logs.MODULES_COLUMNS,
         }
-        self.logs = {
-            name: logs.CsvLog(self.work / name, cols, None if rows is None else int(rows[name]))
-            for name, cols in columns.items()
-        }
+        keep = {name: None if rows is None else int(rows[name]) for name in columns}
+        if not self.dist.main:  # only rank 0 writes outputs
+            self.logs = {name: distributed.NullLog(keep[name]) for name in columns}
+            return
+        self.logs = {name: logs.CsvLog(self.work / name, cols, keep[name]) for name, cols in columns.items()}
 
     def _close_logs(self) -> None:
         for f in getattr(self, "logs", {}).values():
@@ -217,15 +235,16 @@ class Trainer:
         index = self._sample(epoch, "mntk", self.ncfg["samples"])
         inputs = self.task.measure_inputs(index, (self.seed, "mntk-inputs", epoch))
         measured = []
+        chunk, d = self.ncfg["chunk_size"], self.dist
         for part in (self.partition, *self.extra_partitions.values()):
-            eig = self.meter.mntk(
-                inputs,
-                lambda p=part: measure.mntk(self.model, inputs, p, self.ncfg["chunk_size"]),
-                key=f"mntk|{'+'.join(part.kinds)}",
-            )
+            if d.enabled:  # the S samples split across ranks, per-sample gradients gathered
+                compute = lambda p=part: distributed.sharded_module_ntk(self.model, inputs, p, chunk, d)  # noqa: E731
+            else:
+                compute = lambda p=part: measure.mntk(self.model, inputs, p, chunk)  # noqa: E731
+            eig = self.meter.mntk(inputs, compute, key=f"mntk|{'+'.join(part.kinds)}")
             measured.append((part, eig))
         ranks = None
-        if self.ncfg["effective_rank"] and any(m.kind == "head" for p, _ in measured for m in p.modules):
+        if self.dist.main and self.ncfg["effective_rank"] and any(m.kind == "head" for p, _ in measured for m in p.modules):
             ranks = measure.head_ranks(self.model, inputs)
         return measured, ranks
 
@@ -270,31 +289,46 @@ class Trainer:
         perm, bs = self._permutation(epoch), self.tcfg["batch_size"]
         at = (step % self.steps_per_epoch) * bs
         inputs, targets = self.task.train_batch(perm[at : at + bs], (self.seed, "batch", step))
-        self.meter.step(inputs, decision)
+        d = self.dist
+        inputs, targets = distributed.shard_rows(inputs, d), distributed.shard_rows(targets, d)
+        self.meter.step(inputs, decision)  # FLOPs per GPU: this rank's rows only
         self.backward.set_active(active)
 
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss, out = self._objective(inputs, targets)
-        value = float(loss.detach())
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            loss, out = self._objective(inputs, targets)
+        task_loss, correct, count = float(out.loss.detach()), int(out.correct), int(out.count)
+        if d.enabled:  # the global batch's mean loss (mat.train.distributed, "Same loss")
+            aux = loss - out.loss
+            total, count_all, correct, aux_sum = distributed.all_reduce_sum([out.loss_sum, count, correct, aux.detach()], d)
+            count, correct = int(count_all), int(correct)
+            task_loss = total / max(count, 1)
+            loss = out.loss * (max(int(out.count), 1) / max(count, 1)) + aux / d.world
+            value = task_loss + aux_sum / d.world
+        else:
+            value = float(loss.detach())
         if not math.isfinite(value):
             raise DivergedError(
                 f"loss is {value} at step {step} (epoch {epoch}); stopped without saving a checkpoint, "
                 f"the last good one is {self.work / 'checkpoint.pt'} (if any)"
             )
         loss.backward()
+        distributed.all_reduce_grads(list(self.params.values()), d)  # SUM: the global batch's gradient
         if self.tcfg["grad_clip"] is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg["grad_clip"])
         # Frozen modules keep their slices and optimizer state bit for bit (mat.optim).
         self.optimizer.step(self._decision_masks(decision, self.partition, self.params))
         self.scheduler.step()
+        if d.enabled:  # BatchNorm running statistics: rank 0's (DDP's broadcast_buffers)
+            distributed.broadcast_tensors(distributed.floating_buffers(self.model), d)
 
         self.epoch_active += active.long()
         self.epoch_steps += 1
-        self.interval[0] += float(out.loss.detach())
+        self.interval[0] += task_loss
         self.interval[1] += 1
-        self.interval[2] += int(out.correct)
-        self.interval[3] += int(out.count)
+        self.interval[2] += correct
+        self.interval[3] += count
 
     # ------------------------------------------------------------------------------ logging
     def _metrics_row(self, epoch: int, split: str, loss: float, accuracy: float) -> None:
@@ -336,7 +370,8 @@ class Trainer:
             for split in self.task.eval_splits:
                 loss_sum, correct, count = 0.0, 0, 0
                 for inputs, targets in self.task.eval_batches(split):
-                    out = self.task.loss(self.model(inputs), targets)
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+                        out = self.task.loss(self.model(inputs), targets)
                     loss_sum += float(out.loss_sum)
                     correct += int(out.correct)
                     count += int(out.count)
@@ -365,7 +400,9 @@ class Trainer:
                 f"parameters {bad[:3]} became non-finite by step {self.step} (epoch {(self.step - 1) // self.steps_per_epoch}); "
                 f"stopped without saving a checkpoint, the last good one is {self.work / 'checkpoint.pt'} (if any)"
             )
-        ckpt.save(self.work / "checkpoint.pt", self.state_dict())
+        state = self.state_dict()  # a collective under data parallelism (every rank's RNG state)
+        if self.dist.main:
+            ckpt.save(self.work / "checkpoint.pt", state)
 
     def _prepare_work(self, force: bool) -> dict | None:
         """Return the checkpoint to resume from (or None), after checking it belongs to this config."""
@@ -387,9 +424,28 @@ class Trainer:
         os.replace(tmp, config_file)
         return None
 
+    def _prepare_work_all_ranks(self, force: bool) -> dict | None:
+        """`_prepare_work` on rank 0; the other ranks get its verdict (an error, or whether to
+        resume) and then read the same checkpoint."""
+        if not self.dist.enabled:
+            return self._prepare_work(force)
+        state, verdict = None, None
+        if self.dist.main:
+            try:
+                state = self._prepare_work(force)
+                verdict = ("resume", state is not None)
+            except ConfigError as exc:
+                verdict = ("error", type(exc).__name__, str(exc))
+        verdict = distributed.broadcast_object(verdict, self.dist)
+        if verdict[0] == "error":
+            raise (RunConflictError if verdict[1] == "RunConflictError" else ConfigError)(verdict[2])
+        if not self.dist.main and verdict[1]:
+            state = ckpt.load(self.work / "checkpoint.pt")
+        return state
+
     def run(self, force: bool = False) -> dict:
-        """Train (or resume) to the end and publish the outputs; returns the summary."""
-        state = self._prepare_work(force)
+        """Train (or resume) to the end and publish the outputs (rank 0); returns the summary."""
+        state = self._prepare_work_all_ranks(force)
         self._open_logs(state["rows"] if state else None)
         try:
             if state:
@@ -398,9 +454,11 @@ class Trainer:
             self._loop()
         finally:
             self._close_logs()
-        summary = write_summary(self)
-        shutil.rmtree(self.work)
-        return summary
+        summary = None
+        if self.dist.main:
+            summary = write_summary(self)
+            shutil.rmtree(self.work)
+        return distributed.broadcast_object(summary, self.dist)
 
     def _loop(self) -> None:
         from tqdm import tqdm
@@ -446,7 +504,14 @@ def train(cfg: dict, out: str | Path, force: bool = False, progress: bool = Fals
     If `out/summary.json` exists with the same config, the run is already complete: nothing is
     done and its summary is returned. With a different config it is refused unless `force`, which
     discards the old outputs first. An unfinished run in `out/.work/` is resumed."""
-    out = Path(out)
+    d = distributed.setup(resolve_device(cfg["device"]).type, int(cfg["train"].get("gpus", 1)))
+    try:
+        return _train(cfg, Path(out), force, progress, d)
+    finally:
+        distributed.teardown(d)
+
+
+def _train(cfg: dict, out: Path, force: bool, progress: bool, d: distributed.Dist) -> dict:
     done = out / "summary.json"
     if done.exists():
         previous = json.loads(done.read_text())
@@ -458,6 +523,7 @@ def train(cfg: dict, out: str | Path, force: bool = False, progress: bool = Fals
                 f"{done} exists and was made with a different config; rerun with --force to replace it, "
                 "or choose another --out"
             )
-        for name in ("summary.json", *OUTPUT_FILES):
-            (out / name).unlink(missing_ok=True)
-    return Trainer(cfg, out, progress=progress).run(force=force)
+        if d.main:
+            for name in ("summary.json", *OUTPUT_FILES):
+                (out / name).unlink(missing_ok=True)
+    return Trainer(cfg, out, progress=progress, dist=d).run(force=force)
