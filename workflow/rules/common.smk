@@ -35,6 +35,28 @@ def run_fingerprint(wildcards):
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def train_gpus(wildcards):
+    """`train.gpus` of the run's config (default 1): how many data-parallel processes it needs."""
+    cfg = profiles.run_config(PROF, wildcards.experiment, wildcards.method, int(wildcards.seed))
+    return int(cfg.get("train", {}).get("gpus", 1))
+
+
+def train_launch(wildcards):
+    """The command that starts `mat train`: plain Python for one process, torchrun for N > 1
+    (mat.train.distributed; the config's train.gpus must equal the processes started)."""
+    n = train_gpus(wildcards)
+    if n == 1:
+        return "python -m mat train"
+    return f"torchrun --standalone --nproc_per_node {n} -m mat train"
+
+
+def train_gpu_resource(wildcards):
+    """GPUs to reserve: N for a data-parallel run; 0 for a one-process run, which uses a GPU only
+    if its device (auto) finds one, as before."""
+    n = train_gpus(wildcards)
+    return n if n > 1 else 0
+
+
 def runs_of(experiment, files=("summary.json",)):
     return [f"{r.dir}/{f}" for r in RUNS if r.experiment == experiment for f in files]
 

@@ -14,6 +14,7 @@ rule train:
         fingerprint=run_fingerprint,
         profile=PROFILE,
         dir=output_dir,
+        launch=train_launch,
     log:
         f"logs/{PROFILE}/train/{{experiment}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -22,13 +23,13 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=0,
+        gpu=train_gpu_resource,
     conda:
         "../../environment.yml"
     shell:
         "python -m mat config write --profile {params.profile} --experiment {wildcards.experiment}"
         " --method {wildcards.method} --seed {wildcards.seed} --out {params.dir}/config.yaml"
-        " && OMP_NUM_THREADS={threads} python -m mat train --config {params.dir}/config.yaml"
+        " && OMP_NUM_THREADS={threads} {params.launch} --config {params.dir}/config.yaml"
         " --out {params.dir} > {log} 2>&1"
 
 
