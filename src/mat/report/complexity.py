@@ -12,7 +12,9 @@ Here they are measured on BERT models built by `mat.models.build_model`, heads a
    `Partition.gather` picks each head's slices); their sum is Theta (Eq. 1);
 4. `full_eig`: the eigenvalues of the one S x S Theta;
 5. `modular_eig`: the eigenvalues of the L S x S Theta^l (`mat.ntk.eigenvalues`, batched as the
-   trainer does).
+   trainer does);
+6. `trainer_mntk`: for reference, the whole mNTK as the trainer computes it (`mat.ntk.module_ntk`:
+   Jacobian, all heads' Grams by batched matmuls, eigenvalues) -- not split into stages 1-5.
 
 Each stage: wall time (median of `repeats`, after one warm-up call) and peak tensor memory
 (`TensorMemory`, exact bytes). Three one-variable sweeps around a base point: S (samples), m (via
@@ -36,7 +38,7 @@ import torch
 from mat.report.runs import ReportInputError
 from mat.report.tensor_memory import TensorMemory
 
-STAGES = ("jacobian", "full_gram", "modular_grams", "full_eig", "modular_eig")
+STAGES = ("jacobian", "full_gram", "modular_grams", "full_eig", "modular_eig", "trainer_mntk")
 VARIABLES = ("S", "m", "L")
 
 # Defaults sized for a 2-core laptop CPU (the whole sweep in well under a minute).
@@ -175,7 +177,7 @@ def _peak(fn: Callable[[], object]) -> int:
 def measure_point(sweep: Sweep, s: int, hidden: int, heads: int) -> list[dict]:
     """Every stage at one (S, hidden, heads): seconds and peak bytes, plus m and L."""
     from mat.models import build_model, build_partition
-    from mat.ntk import eigenvalues, per_sample_grads_hooks
+    from mat.ntk import eigenvalues, module_ntk, per_sample_grads_hooks
 
     torch.manual_seed(sweep.seed)
     model = build_model({"arch": "bert", "layers": sweep.layers, "hidden": hidden, "heads": heads,
@@ -200,7 +202,7 @@ def measure_point(sweep: Sweep, s: int, hidden: int, heads: int) -> list[dict]:
                      "stage": stage, "seconds": med, "seconds_min": lo, "seconds_max": hi,
                      "repeats": sweep.repeats, "peak_bytes": _peak(fn) if memory else math.nan})
 
-    # the Jacobian needs autograd, whose saved tensors TensorMemory cannot see: time only
+    # the Jacobian needs autograd, whose saved tensors TensorMemory cannot see: time only (also stage 6)
     record("jacobian", jac, memory=False)
     with torch.no_grad():
         g_full, g_mod = full_gram(grads), modular_grams(grads, part)
@@ -208,6 +210,7 @@ def measure_point(sweep: Sweep, s: int, hidden: int, heads: int) -> list[dict]:
         record("modular_grams", lambda: modular_grams(grads, part), True)
         record("full_eig", lambda: eigenvalues(g_full), True)
         record("modular_eig", lambda: eigenvalues(g_mod), True)
+    record("trainer_mntk", lambda: module_ntk(model, inputs, part, sweep.chunk_size), memory=False)
     return rows
 
 
