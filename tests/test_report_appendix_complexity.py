@@ -13,7 +13,6 @@ import torch
 from mat.models import build_model, build_partition
 from mat.ntk import full_ntk, per_sample_grads_hooks
 from mat.report import complexity as cx
-from mat.report import complexity_table as ct
 from mat.report.runs import ReportInputError
 from mat.report.tables import write_table
 from mat.report.tensor_memory import TensorMemory

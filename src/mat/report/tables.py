@@ -3,11 +3,14 @@
 Which builder makes a table follows from the experiment's `report:` block, not from the table's
 name: compute budgets (`budgets_pflops` / `budget_fractions`) make the language-model shape of
 Tables 1-2, train-accuracy targets (`train_accuracy_targets`) the vision shape of Table 3.
+The appendix tables are built by name: Table 5 (`pruning_table`), Table 6 (`complexity_table`,
+measured here, no runs) and Table 7 (`scaling_table`, sizes as Markdown columns).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mat.report import lm_table, pruning_table, scaling_table, vision_table
 from mat.report.io import write_all_atomic
@@ -15,6 +18,9 @@ from mat.report.render import to_csv, to_markdown
 from mat.report.runs import ReportInputError
 from mat.report.table_model import Table
 from mat.report.targets import TARGETS, available
+
+if TYPE_CHECKING:
+    from mat.report.complexity_table import ComplexityReport
 
 
 APPENDIX_TABLES = ("table5", "table6", "table7")  # built by name: pruning, complexity, scaling
@@ -39,7 +45,7 @@ def table_target(name: str, profile: dict):
     return target
 
 
-def build_table(name: str, profile: dict, root: str | Path = "."):
+def build_table(name: str, profile: dict, root: str | Path = ".") -> Table | ComplexityReport:
     """The table as data: a `Table`, or for Table 6 a `complexity_table.ComplexityReport`."""
     if name in APPENDIX_TABLES:
         return _build_appendix(name, profile, root)
