@@ -35,7 +35,8 @@ def _config(run_config, method: dict, gpus: int) -> dict:
             "bert",
             method,
             model={"arch": "bert", "size": "micro", "dropout": 0.0, "attn_dropout": 0.0},
-            train={"batch_size": 32, "max_steps": 6, "eval_every": 3, "log_every": 1, "checkpoint_every": 3, "gpus": gpus},
+            train={"batch_size": 32, "max_steps": 6, "eval_every": 3, "log_every": 1, "checkpoint_every": 3,
+                   "gpus": gpus},
             ntk={"samples": 5, "top_k": 4, "log_every": 1},
         )
     )
@@ -57,19 +58,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _rank_main(cfg: dict, out: Path, rank: int, world: int, port: int) -> None:
+class Interrupted(Exception):
+    """Stands for a killed process."""
+
+
+def _rank_main(cfg: dict, out: Path, rank: int, world: int, port: int, stop_at: int | None) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
+    if stop_at is not None:  # every rank is killed before step `stop_at` (this child's class only)
+        original = Trainer._train_step
+
+        def step(self, s, epoch):
+            if s == stop_at:
+                raise Interrupted(f"killed before step {s}")
+            return original(self, s, epoch)
+
+        Trainer._train_step = step
     train(cfg, out)
 
 
-def _forked(cfg: dict, out: Path, world: int = 2) -> list[int | None]:
+def _forked(cfg: dict, out: Path, world: int = 2, stop_at: int | None = None) -> list[int | None]:
     """The same run as `_torchrun`, its ranks forked from this process (no second import of torch
     and transformers per rank: half the test's time) and joined through the same env:// rendezvous
     torchrun uses. Returns the ranks' exit codes (None: killed after the time limit)."""
     port, ctx = _free_port(), multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_rank_main, args=(cfg, out, r, world, port)) for r in range(world)]
+    procs = [ctx.Process(target=_rank_main, args=(cfg, out, r, world, port, stop_at)) for r in range(world)]
     for p in procs:
         p.start()
     for p in procs:
@@ -137,7 +151,8 @@ def test_shard_rows_splits_a_batch_into_contiguous_chunks_in_rank_order():
 
 
 def test_a_multi_process_config_without_torchrun_is_refused_naming_the_launch(run_config, tmp_path):
-    with pytest.raises(ConfigError, match=r"train.gpus: the config asks for 2 process\(es\), but 1 were started.*torchrun"):
+    asks = r"train.gpus: the config asks for 2 process\(es\), but 1 were started; launch with: torchrun"
+    with pytest.raises(ConfigError, match=asks):
         train(_config(run_config, {"name": "vanilla"}, gpus=2), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
@@ -150,3 +165,23 @@ def test_bf16_is_refused_on_cpu_with_a_message_naming_the_key(run_config, tmp_pa
         load_run_config(run_config("bert", train={"precision": "fp16"}))
     with pytest.raises(ConfigError, match="train.gpus"):
         load_run_config(run_config("bert", train={"gpus": 0}))
+
+
+def test_an_interrupted_two_process_run_resumes_to_the_uninterrupted_outputs(run_config, tmp_path):
+    """With dropout (a stream per rank, every rank's RNG state in the checkpoint: restoring rank
+    0's state on both ranks would change the losses after the resume) and MAT."""
+    cfg = load_run_config(
+        run_config("bert", MAT, train={"batch_size": 32, "max_steps": 7, "eval_every": 3, "log_every": 2,
+                                       "checkpoint_every": 4, "gpus": 2}, ntk={"samples": 5, "log_every": 1})
+    )
+    assert _forked(cfg, tmp_path / "straight") == [0, 0]
+    resumed = tmp_path / "resumed"
+    assert _forked(cfg, resumed, stop_at=6) == [1, 1]
+    assert (resumed / ".work" / "checkpoint.pt").is_file() and not (resumed / "summary.json").exists()
+    assert _forked(cfg, resumed) == [0, 0]
+    for name in ("metrics.csv", "mntk.csv", "modules.csv"):
+        a, b = (pd.read_csv(d / name, dtype=str) for d in (tmp_path / "straight", resumed))
+        if name == "metrics.csv":
+            a, b = a.drop(columns="wall_seconds"), b.drop(columns="wall_seconds")
+        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
+    assert not (resumed / ".work").exists()

@@ -106,10 +106,12 @@ def setup(device_type: str, gpus: int) -> Dist:
     must equal the number of processes started."""
     world = launched_world()
     if world != gpus:
-        how = (
-            "python -m mat train ..." if gpus == 1 else f"torchrun --standalone --nproc_per_node {gpus} -m mat train ..."
+        how = "python -m mat train ..."
+        if gpus > 1:
+            how = f"torchrun --standalone --nproc_per_node {gpus} -m mat train ..."
+        raise LaunchError(
+            f"train.gpus: the config asks for {gpus} process(es), but {world} were started; launch with: {how}"
         )
-        raise LaunchError(f"train.gpus: the config asks for {gpus} process(es), but {world} were started; launch with: {how}")
     if world == 1:
         return SINGLE
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))

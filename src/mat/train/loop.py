@@ -12,6 +12,11 @@ Everything in flight lives in `OUT/.work/` (CSVs, checkpoint, the resolved confi
 files appear in `OUT/` only at the end, `summary.json` last. Rerunning the same command resumes
 from the last checkpoint and ends with the same CSVs as an uninterrupted run (on CPU; all but
 `wall_seconds`).
+
+Data-parallel runs (`train.gpus: N` launched by torchrun) go through this same loop: each rank
+takes its rows of the global batch, gradients are summed across ranks, the mNTK samples are
+split across ranks, and only rank 0 writes (mat.train.distributed). `train.precision: bf16`
+autocasts the forward and the loss on CUDA only.
 """
 
 from __future__ import annotations
@@ -244,7 +249,8 @@ class Trainer:
             eig = self.meter.mntk(inputs, compute, key=f"mntk|{'+'.join(part.kinds)}")
             measured.append((part, eig))
         ranks = None
-        if self.dist.main and self.ncfg["effective_rank"] and any(m.kind == "head" for p, _ in measured for m in p.modules):
+        heads = any(m.kind == "head" for p, _ in measured for m in p.modules)
+        if self.dist.main and self.ncfg["effective_rank"] and heads:  # for the logs only: rank 0
             ranks = measure.head_ranks(self.model, inputs)
         return measured, ranks
 
@@ -301,7 +307,8 @@ class Trainer:
         task_loss, correct, count = float(out.loss.detach()), int(out.correct), int(out.count)
         if d.enabled:  # the global batch's mean loss (mat.train.distributed, "Same loss")
             aux = loss - out.loss
-            total, count_all, correct, aux_sum = distributed.all_reduce_sum([out.loss_sum, count, correct, aux.detach()], d)
+            sums = distributed.all_reduce_sum([out.loss_sum, count, correct, aux.detach()], d)
+            total, count_all, correct, aux_sum = sums
             count, correct = int(count_all), int(correct)
             task_loss = total / max(count, 1)
             loss = out.loss * (max(int(out.count), 1) / max(count, 1)) + aux / d.world
