@@ -8,7 +8,9 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
+from mat.models import build_model
 from mat.train import load_run_config, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,7 +39,10 @@ def test_each_model_and_method_writes_the_documented_outputs(arch, method, run_c
     out = tmp_path / "run"
     summary = train(cfg, out)
 
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "mntk.csv", "modules.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "mntk.csv", "model.pt", "modules.csv", "summary.json"]
+    # The final weights load back, strictly, into a model built from the summary's model config.
+    fresh = build_model(json.loads((out / "summary.json").read_text())["model"])
+    fresh.load_state_dict(torch.load(out / "model.pt", weights_only=True))
     metrics, modules, mntk = (pd.read_csv(out / f) for f in ("metrics.csv", "modules.csv", "mntk.csv"))
     assert list(metrics.columns) == METRICS
     assert list(modules.columns) == MODULES

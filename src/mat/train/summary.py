@@ -99,12 +99,16 @@ def _publish(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+MODEL_FILE = "model.pt"
+
+
 def write_summary(trainer: "Trainer") -> dict:
     """Publish the CSVs into OUT and write OUT/summary.json last; returns the summary."""
     metrics = pd.read_csv(trainer.work / "metrics.csv")
     summary = {
         "name": trainer.cfg["name"],
         "config": trainer.cfg,
+        "model": {**trainer.cfg["model"], **trainer.task.model_options()},  # build_model(this) + model.pt
         "seed": trainer.seed,
         "versions": versions(),
         "git_commit": git_commit(),
@@ -121,6 +125,11 @@ def write_summary(trainer: "Trainer") -> dict:
     }
     for name in OUTPUTS:
         _publish(trainer.work / name, trainer.out / name)
+    # The final weights, versioned with the run by DVC (load with torch.load(..., weights_only=True)).
+    weights = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
+    tmp = trainer.out / ".model.pt.tmp"
+    torch.save(weights, tmp)
+    os.replace(tmp, trainer.out / MODEL_FILE)
     tmp = trainer.out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
     os.replace(tmp, trainer.out / "summary.json")
