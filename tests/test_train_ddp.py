@@ -107,7 +107,8 @@ def test_two_gloo_processes_follow_the_one_process_trajectory(method, launch, ru
         assert done.returncode == 0, done.stderr[-3000:]
     else:
         assert _forked(_config(run_config, method, gpus=2), two) == [0, 0]
-    assert sorted(p.name for p in two.iterdir()) == ["metrics.csv", "mntk.csv", "modules.csv", "summary.json"]
+    names = {p.name for p in two.iterdir()}
+    assert {"metrics.csv", "mntk.csv", "modules.csv", "summary.json"} <= names and ".work" not in names
 
     m1, m2 = (pd.read_csv(d / "metrics.csv") for d in (one, two))
     assert m1[["step", "epoch", "split"]].equals(m2[["step", "epoch", "split"]])
@@ -185,3 +186,12 @@ def test_an_interrupted_two_process_run_resumes_to_the_uninterrupted_outputs(run
             a, b = a.drop(columns="wall_seconds"), b.drop(columns="wall_seconds")
         pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
     assert not (resumed / ".work").exists()
+
+
+def test_a_batch_too_small_to_give_every_process_a_row_is_refused(run_config, tmp_path):
+    cfg = load_run_config(run_config("bert", train={"batch_size": 32, "gpus": 40}))
+    with pytest.raises(ConfigError, match=r"train.batch_size: got 32; .* as few as \d+ rows, fewer than the 40"):
+        Trainer(cfg, tmp_path / "run", dist=distributed.Dist(0, 40))
+    assert distributed.check_batches(89, 32, distributed.Dist(0, 25)) is None  # last batch: 25 rows
+    with pytest.raises(ConfigError, match="as few as 25 rows, fewer than the 26 processes"):
+        distributed.check_batches(89, 32, distributed.Dist(0, 26))

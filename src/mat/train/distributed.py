@@ -29,6 +29,8 @@ What a data-parallel run does (`mat.train.loop.Trainer` calls the functions belo
   gradients, they are all-gathered, and every rank forms the same Gram matrices (Definition 1) and
   eigenvalues (`sharded_module_ntk`, the paper's way). Rank 0's eigenvalues are broadcast anyway,
   so every rank's policy (seeded identically) makes the same decisions.
+- Evaluation runs on every rank (the same model, the same splits, the same numbers); only rank 0
+  writes them. It costs no extra wall time, and keeps every rank at the same point.
 - SNIP's minibatch gradient is computed on the whole minibatch by every rank (identical inputs,
   identical result; no communication).
 - Outputs: only rank 0 writes CSVs, checkpoints and summary.json; other ranks log to `NullLog`.
@@ -143,6 +145,18 @@ def _comm_device() -> torch.device:
 def shard_rows(x: torch.Tensor, d: Dist) -> torch.Tensor:
     """This rank's contiguous chunk of the rows of a global batch."""
     return x.tensor_split(d.world)[d.rank] if d.enabled else x
+
+
+def check_batches(n_train: int, batch_size: int, d: Dist) -> None:
+    """Every rank needs at least one row of every batch, the epoch's last (shorter) one included."""
+    last = n_train - (-(-n_train // batch_size) - 1) * batch_size
+    smallest = min(batch_size, last)
+    if smallest < d.world:
+        raise LaunchError(
+            f"train.batch_size: got {batch_size}; with {n_train} training examples an epoch's batches have "
+            f"as few as {smallest} rows, fewer than the {d.world} processes (train.gpus) that split each batch; "
+            "use a batch size whose last batch of the epoch has at least one row per process"
+        )
 
 
 def all_reduce_sum(values: Sequence[float | torch.Tensor], d: Dist) -> list[float]:

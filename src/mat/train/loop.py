@@ -85,6 +85,8 @@ class Trainer:
             )
 
         self.task = load_task(cfg, self.device)
+        if self.dist.enabled:
+            distributed.check_batches(self.task.n_train, tcfg["batch_size"], self.dist)
         torch.manual_seed(self.seed)  # model initialisation and dropout draw from the global generator
         random.seed(self.seed)
         from mat.models import build_model, build_partition
