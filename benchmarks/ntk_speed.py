@@ -1,0 +1,146 @@
+"""Benchmark: mNTK of every attention head of BERT-mini, fast path vs per-sample loops.
+
+BERT-mini (4 layers, hidden 256, 4 heads; Turc et al. 2019), sequence length 128, S = 64 samples,
+vocabulary 30,522 (the profiles' WordPiece size), eval mode. Every method computes the same
+[16 heads, 64, 64] Grams with the same Gram code; only the per-sample gradients differ:
+
+- hooks: `mat.ntk.module_grams` (one batched backward per chunk of 16 samples, per-sample weight
+  gradients from layer inputs x output gradients, MLM decoder evaluated as one summed unit);
+- hooks (full decoder): the same without the summed-output-layer saving;
+- vmap: torch.func vmap(grad(sum of logits)) over functional_call, chunk 16;
+- loop: one `autograd.grad` per sample (the brute-force reference).
+
+Seconds are the median wall-clock time of `--repeats` runs (after one warm-up run of each method,
+runs interleaved across methods); speedup is the loop's median over the method's. On a shared
+machine wall time swings with other load, so the CSV also carries the fastest run (`min_seconds`,
+`speedup_min`) and the median process CPU time (`cpu_seconds`). `max_rel_diff` compares each
+method's Grams with the loop's.
+
+What bounds the speedup: every exact method must run the encoder forward and backward for all
+S x T tokens and form the per-sample weight gradients; the loop additionally runs the 30,522-wide
+MLM decoder forward and backward per sample (about 2/3 of its FLOPs), which the fast path avoids.
+So at equal arithmetic efficiency the fast path is about 3x the loop; with more threads the
+loop's batch-of-one matmuls parallelise worse than the batched ones and the gap grows.
+
+Run: python benchmarks/ntk_speed.py [--repeats 3] [--threads 2 1] [--out benchmarks/results/ntk_speed.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mat import ntk
+from mat.models import build_model, build_partition
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def grams_from(grads: dict[str, torch.Tensor], part, s: int) -> torch.Tensor:
+    spans = ntk._spans(part)
+    grams = torch.zeros(len(part), s, s, dtype=torch.float64)
+    for name, (dim, sp) in spans.items():
+        ntk._add_grams(grams, grads[name], dim, sp)
+    return 0.5 * (grams + grams.transpose(1, 2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--vocab", type=int, default=30522)
+    ap.add_argument("--chunk", type=int, default=16)
+    ap.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()],
+                    help="torch intra-op thread counts to measure, one block of rows each (default: torch's)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ntk_speed.csv")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
+
+    if any(t < 1 for t in args.threads):
+        ap.error("--threads must be >= 1")
+    torch.manual_seed(0)
+    model = build_model({"arch": "bert", "size": "mini", "vocab_size": args.vocab})
+    part = build_partition(model, ["head"])
+    x = torch.randint(0, args.vocab, (args.samples, args.seq_len), generator=torch.Generator().manual_seed(1))
+    names, s = part.param_names, args.samples
+
+    methods = {
+        "hooks": lambda: ntk.module_grams(model, x, part, chunk_size=args.chunk),
+        "hooks (full decoder)": lambda: grams_from(
+            ntk.per_sample_grads_hooks(model, x, names, args.chunk, sum_output_layer=False), part, s
+        ),
+        f"vmap chunk {args.chunk}": lambda: grams_from(ntk.per_sample_grads_vmap(model, x, names, args.chunk), part, s),
+        "loop": lambda: grams_from(ntk.per_sample_grads_loop(model, x, names), part, s),
+    }
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        times: dict[str, list[float]] = {m: [] for m in methods}
+        cpu: dict[str, list[float]] = {m: [] for m in methods}
+        results: dict[str, torch.Tensor] = {}
+        for m, fn in methods.items():  # warm-up (allocator, kernels)
+            results[m] = fn()
+        for _ in range(args.repeats):  # interleaved, so load changes on a shared machine hit every method
+            for m, fn in methods.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                fn()
+                times[m].append(time.perf_counter() - t0)
+                cpu[m].append(time.process_time() - c0)
+
+        ref = results["loop"]
+        loop_s, loop_min = statistics.median(times["loop"]), min(times["loop"])
+        for m in methods:
+            sec = statistics.median(times[m])
+            rel = ((results[m] - ref).abs().max() / ref.abs().max()).item()
+            rows.append(
+                {
+                    "method": m,
+                    "seconds": f"{sec:.3f}",
+                    "speedup_vs_loop": f"{loop_s / sec:.2f}",
+                    "min_seconds": f"{min(times[m]):.3f}",
+                    "speedup_min": f"{loop_min / min(times[m]):.2f}",
+                    "cpu_seconds": f"{statistics.median(cpu[m]):.3f}",
+                    "max_rel_diff": f"{rel:.1e}",
+                    "repeats": args.repeats,
+                    "model": f"bert-mini L4 H256 heads4 vocab{args.vocab}",
+                    "seq_len": args.seq_len,
+                    "samples": s,
+                    "torch": torch.__version__,
+                    "cpu": cpu_name(),
+                    "threads": threads,
+                    "load_avg_1min": f"{os.getloadavg()[0]:.2f}",  # other work on the machine at the time
+                }
+            )
+            print(f"threads {threads}  {m:22s} {sec:8.3f} s  x{loop_s / sec:5.2f}  rel diff {rel:.1e}  (runs: {', '.join(f'{t:.2f}' for t in times[m])})")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
