@@ -50,3 +50,15 @@ def test_slurm_profile_dry_run_requests_a_gpu_per_training_job():
     out = _snakemake("-n", "--workflow-profile", "profiles/slurm", "--config", "profile=paper", "--forceall")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "rule train:" in out.stdout + out.stderr
+
+
+def test_dvc_commands_end_with_config_pairs():
+    """`--config` takes every following word as a name=value pair, so targets must come before it
+    (a target after it made `dvc repro` fail with 'Unparsable value')."""
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        cmd = (stage.get("do") or stage)["cmd"]
+        after = cmd.split("--config", 1)[1].split()
+        assert after and all("=" in word for word in after), f"stage {name}: words after --config: {after}"
