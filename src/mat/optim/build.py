@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 import torch
 
+from mat.config_errors import bad_value
 from mat.optim.adamw import AdamW
 from mat.optim.masked import MaskedOptimizer
 from mat.optim.sgd import SGD
@@ -39,14 +40,7 @@ DEFAULTS = {
 
 
 def _fail(key: str, value: Any, expected: str) -> ValueError:
-    hint = ""
-    if isinstance(value, str):
-        try:
-            float(value)
-            hint = " (YAML 1.1 reads a number like 1e-3 as a string; write 1.0e-3)"
-        except ValueError:
-            pass
-    return ValueError(f"optim.{key}: got {value!r}; expected {expected}{hint}")
+    return bad_value("optim", key, value, expected)
 
 
 def _is_number(v: Any) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from mat.config_errors import bad_value
 from mat.partition import KINDS
 
 METHODS = ("vanilla", "rand", "multirate", "mat", "snip", "mat_prune")
@@ -46,14 +47,7 @@ class MethodConfig:
 
 
 def _fail(key: str, value: Any, expected: str) -> ValueError:
-    hint = ""
-    if isinstance(value, str):
-        try:
-            float(value)
-            hint = " (YAML 1.1 reads a number like 1e-3 as a string; write 1.0e-3)"
-        except ValueError:
-            pass
-    return ValueError(f"method.{key}: got {value!r}; expected {expected}{hint}")
+    return bad_value("method", key, value, expected)
 
 
 def _number(key: str, value: Any, lo: float, hi: float, lo_open: bool, hi_open: bool) -> float:
