@@ -208,7 +208,7 @@ def validate(cfg: dict, source: str = "run config") -> dict:
     sch = schema()
     validator = jsonschema.Draft202012Validator(sch)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
-    lines = [line for e in errors for line in _describe(e)]
+    lines = list(dict.fromkeys(line for e in errors for line in _describe(e)))  # one line per problem
     if not lines:
         cfg = _fill_defaults(copy.deepcopy(cfg), sch)
         if cfg["data"]["dir"] is None:
