@@ -142,10 +142,12 @@ def draw(fd: FigureData) -> plt.Figure:
     fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4.2), squeeze=False)
     curves = fd.data[fd.data["kind"] == "curve"]
     methods = list(dict.fromkeys(curves["method"]))
-    # Colour-blind safe and far apart for the usual four (blue, pink, green, vermillion): the
-    # palette's orange and vermillion are too alike to tell Rand from MAT.
+    # One colour per method in every figure, colour-blind safe and far apart for the usual four
+    # (vanilla blue, Rand pink, Multirate green, MAT vermillion); other methods take what is left.
     palette = sns.color_palette("colorblind", 10)
-    colors = dict(zip(methods, (palette[i] for i in (0, 4, 2, 3, 1, 5, 8, 9, 6, 7))))
+    fixed = {"vanilla": 0, "rand": 4, "multirate": 2, "mat": 3}
+    spare = iter(i for i in (1, 5, 8, 9, 6, 7) if i not in fixed.values())
+    colors = {m: palette[fixed[m] if m in fixed else next(spare, 7)] for m in methods}
     for ax, panel in zip(axes[0], fd.panels):
         here = fd.data[fd.data["panel"] == panel.name]
         for method in methods:
