@@ -1,11 +1,17 @@
 # Helpers shared by the rules: the profile, its runs, and the paths they write.
 import hashlib
+import shlex
+import sys
 from pathlib import Path
 import json
 
 from snakemake.exceptions import WorkflowError
 
 from mat import profiles
+
+# Jobs find the interpreter Snakemake runs in first on their PATH (the project's .venv when
+# started as .venv/bin/snakemake), so they work without an activated environment.
+shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
 
 PROFILE = config["profile"]
 try:
