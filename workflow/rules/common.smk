@@ -103,7 +103,10 @@ def figure_inputs(wildcards):
 
 
 def all_targets():
-    out = [f"{RESULTS}/{t}.{ext}" for t in TABLES for ext in ("csv", "md")]
+    # Every run is a target of its own: a fresh clone holds the committed tables but no runs, and
+    # asking for the runs makes `snakemake --cores all` retrain them and rebuild what reads them.
+    out = [f"{r.dir}/summary.json" for r in RUNS]
+    out += [f"{RESULTS}/{t}.{ext}" for t in TABLES for ext in ("csv", "md")]
     out += [f"{FIGURES}/{f}.png" for f in FIGS]
     if TABLES:
         out.append(f"{RESULTS}/claims.md")
