@@ -130,13 +130,6 @@ def test_no_single_pixel_gives_the_class_away(tiny_images):
     assert best < 0.25  # measured 0.17 on this set
 
 
-@pytest.fixture
-def one_thread():
-    """On a shared 2-core machine one intra-op thread is several times faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_small_cnn_learns_the_images_in_seconds(tiny_images, one_thread):

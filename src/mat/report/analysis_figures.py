@@ -16,7 +16,7 @@ import pandas as pd
 
 from mat.report.io import write_all_atomic
 from mat.report.runs import ReportInputError
-from mat.report.targets import TARGETS, available
+from mat.report.targets import require
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,7 @@ def finish(fig, af: AnalysisFigure) -> None:
 def build(name: str, profile: dict, root: str | Path = ".") -> AnalysisFigure:
     if name not in NAMES:
         raise ReportInputError(f"unknown analysis figure {name!r}; expected one of {list(NAMES)}")
-    target = TARGETS[name]
-    if target not in available(profile["experiments"]):
-        raise ReportInputError(
-            f"figure {name!r} needs experiments {list(target.experiments)}, which profile "
-            f"{profile['profile']!r} does not have (it has {sorted(profile['experiments'])})"
-        )
+    require(name, profile)
     return _builders()[name](profile, root)
 
 

@@ -26,7 +26,7 @@ from mat.report.io import write_all_atomic  # noqa: E402
 from mat.report.labels import method_label, profile_caption  # noqa: E402
 from mat.report.lm_measures import COMPUTE  # noqa: E402
 from mat.report.runs import PFLOP, ReportInputError, RunMetrics  # noqa: E402
-from mat.report.targets import TARGETS, available  # noqa: E402
+from mat.report.targets import require  # noqa: E402
 
 DPI = 150
 X_LABEL = "Computation (PFLOPs, without embeddings)"
@@ -76,12 +76,7 @@ class FigureData:
 def _spec(name: str, profile: dict) -> Spec:
     if name not in SPECS:
         raise ReportInputError(f"unknown figure {name!r}; expected one of {sorted(SPECS)}")
-    target = TARGETS[name]
-    if target not in available(profile["experiments"]):
-        raise ReportInputError(
-            f"figure {name!r} needs experiments {list(target.experiments)}, which profile "
-            f"{profile['profile']!r} does not have (it has {sorted(profile['experiments'])})"
-        )
+    require(name, profile)
     return SPECS[name]
 
 

@@ -42,3 +42,16 @@ def available(experiments) -> list[Target]:
     """Targets whose experiments all exist in a profile, in registry order."""
     have = set(experiments)
     return [t for t in TARGETS.values() if set(t.experiments) <= have]
+
+
+def require(name: str, profile: dict) -> Target:
+    """The target, or a clear error when the profile lacks one of its experiments."""
+    from mat.report.runs import ReportInputError
+
+    target = TARGETS[name]
+    if target not in available(profile["experiments"]):
+        raise ReportInputError(
+            f"figure {name!r} needs experiments {list(target.experiments)}, which profile "
+            f"{profile['profile']!r} does not have (it has {sorted(profile['experiments'])})"
+        )
+    return target
