@@ -209,6 +209,24 @@ def test_measurements_see_every_gradient():
     assert not any(p.requires_grad for n, p in model.named_parameters() if n in part.param_names)  # frozen again
 
 
+def test_logging_measurements_are_counted_apart_from_the_method():
+    """A measurement for the logs and figures goes to flops_logging and never into flops_total; the
+    same measurement for the method is in flops_mntk and the total. One count serves both."""
+    model = _bert()
+    meter, _, _ = _meter_with_pb(model, ["head"])
+    x = _tokens()
+    forward = lambda: model(x)  # noqa: E731  (any measurement with FLOPs)
+    meter.mntk(x, forward, key="k", purpose="logging")
+    logged = meter.totals()
+    assert logged["flops_logging"] > 0 and logged["flops_mntk"] == logged["flops_total"] == 0
+    meter.mntk(x, forward, key="k")  # the method's: the cached count, now in the total
+    both = meter.totals()
+    assert both["flops_mntk"] == both["flops_total"] == both["flops_total_noemb"] == logged["flops_logging"]
+    assert both["flops_logging"] == logged["flops_logging"]
+    with pytest.raises(ValueError, match="purpose 'figures'; expected one of"):
+        meter.mntk(x, lambda: None, purpose="figures")
+
+
 class _Stem(nn.Linear):
     """A stand-in "embedding" that does arithmetic, to check what the noemb column subtracts."""
 

@@ -35,6 +35,12 @@ change their active set once per epoch or less often (Rand, MAT) or cycle betwee
 (Multirate), so that holds except for runs with very short epochs.
 The mNTK is counted by running the actual mNTK computation under the counter once per key
 (S and shape) and reusing that count for later evaluations.
+
+Method versus instrumentation: a measurement the METHOD needs (MAT's mNTK evaluations, SNIP's
+scores) is part of the method's computation (`flops_mntk`, inside `flops_total`). A measurement
+taken only for the logs and figures (the layer-wise mNTK of Figures 2-3, the head mNTK of a vanilla
+run for Figure 1) is instrumentation: it is counted in its own column, `flops_logging`, and never
+in `flops_total`, so that logging more for a figure does not change any method's computation.
 """
 
 from __future__ import annotations
@@ -52,7 +58,10 @@ from mat.policies.base import Decision
 aten = torch.ops.aten
 
 BACKWARD_PER_FORWARD = 2  # the paper's (and DeepSpeed's) estimate of backward FLOPs
-COLUMNS = ("flops_fwd", "flops_bwd", "flops_mntk", "flops_total", "flops_total_noemb", "flops_paper_estimate")
+COLUMNS = (
+    "flops_fwd", "flops_bwd", "flops_mntk", "flops_total", "flops_total_noemb", "flops_paper_estimate", "flops_logging",
+)
+PURPOSES = ("method", "logging")  # who a measurement is for (module docstring)
 
 
 # ---------------------------------------------------------------------------------- attention
@@ -168,11 +177,12 @@ class MeasuredComputeMeter:
     Columns (cumulative; see `COLUMNS`):
       flops_fwd            forward passes of the training steps
       flops_bwd            backward passes of the training steps (measured, partial backward seen)
-      flops_mntk           measurements for the policy or the figures (mNTK, SNIP)
+      flops_mntk           measurements the method needs (MAT's mNTK, SNIP's scores)
       flops_total          flops_fwd + flops_bwd + flops_mntk
       flops_total_noemb    the same without embedding lookups (equal for these models; see module doc)
       flops_paper_estimate (1 + 2) x forward of the training steps without embeddings: the paper's
                            estimator (forward measured, backward = 2 x forward), steps only
+      flops_logging        measurements taken only for the logs and figures; NOT in flops_total
     """
 
     def __init__(
@@ -188,7 +198,7 @@ class MeasuredComputeMeter:
         self._embedding_names = embedding_module_names(model, embedding_types)
         self._steps: dict[str, list[int]] = {}  # key -> [fwd, fwd_emb, bwd, bwd_emb]
         self._measures: dict[str, list[int]] = {}  # key -> [total, emb]
-        self._sum = {"fwd": 0, "fwd_emb": 0, "bwd": 0, "bwd_emb": 0, "mntk": 0, "mntk_emb": 0}
+        self._sum = {"fwd": 0, "fwd_emb": 0, "bwd": 0, "bwd_emb": 0, "mntk": 0, "mntk_emb": 0, "logging": 0}
 
     # ------------------------------------------------------------------------------ steps
     def _step_counts(self, inputs: torch.Tensor, active: torch.Tensor | None) -> list[int]:
@@ -222,8 +232,17 @@ class MeasuredComputeMeter:
         s["bwd_emb"] += bwd_emb
 
     # ------------------------------------------------------------------------------ measurements
-    def mntk(self, inputs: torch.Tensor, compute: Callable[[], Any] | None = None, key: str | None = None) -> Any:
+    def mntk(
+        self,
+        inputs: torch.Tensor,
+        compute: Callable[[], Any] | None = None,
+        key: str | None = None,
+        purpose: str = "method",
+    ) -> Any:
         """Account one measurement taken on `inputs`, and return `compute()`'s result.
+
+        `purpose`: "method" (the method needs it: `flops_mntk`, part of the total) or "logging"
+        (only for logs and figures: `flops_logging`, outside the total).
 
         With `compute` (a zero-argument callable that runs the actual measurement, e.g. the mNTK's
         S per-sample gradients, Gram matrices and eigenvalues): the first call for a key runs it
@@ -235,6 +254,8 @@ class MeasuredComputeMeter:
         A measurement needs every module's gradient, frozen or not, so with a partial backward
         attached it runs inside `partial_backward.disabled()` (the plain model).
         """
+        if purpose not in PURPOSES:
+            raise ValueError(f"compute meter: measurement purpose {purpose!r}; expected one of {PURPOSES}")
         k = f"{'fn' if compute is not None else 'grad'}|{key or ''}|{_shape_key(inputs)}"
         result = None
         pb = self.partial_backward
@@ -250,8 +271,11 @@ class MeasuredComputeMeter:
             else:
                 result = compute()
         total, emb = self._measures[k]
-        self._sum["mntk"] += total
-        self._sum["mntk_emb"] += emb
+        if purpose == "logging":
+            self._sum["logging"] += total
+        else:
+            self._sum["mntk"] += total
+            self._sum["mntk_emb"] += emb
         return result
 
     # ------------------------------------------------------------------------------ report
@@ -265,6 +289,7 @@ class MeasuredComputeMeter:
             "flops_total": s["fwd"] + s["bwd"] + s["mntk"],
             "flops_total_noemb": noemb,
             "flops_paper_estimate": (1 + BACKWARD_PER_FORWARD) * (s["fwd"] - s["fwd_emb"]),
+            "flops_logging": s["logging"],
         }
 
     # ------------------------------------------------------------------------------ checkpoint

@@ -73,8 +73,8 @@ def build(name: str, profile: dict, experiment: str, root) -> Table:
         "Test loss @ convergence: the test loss at the evaluation with the best validation loss; "
         "Computation: the cumulative compute until that evaluation. Compute is counted without "
         "embedding lookups (`flops_total_noemb`: the forward and the backward that really ran -- frozen "
-        "modules compute no weight gradient -- counted with FlopCounterMode, plus the mNTK "
-        "measurements); the paper's estimator (3 × forward of the training steps, no "
+        "modules compute no weight gradient -- counted with FlopCounterMode, plus MAT's own mNTK "
+        "evaluations; mNTKs logged only for the figures are not counted); the paper's estimator (3 × forward of the training steps, no "
         "mNTK overhead) is shown beside it. 1 PFLOPs = 1e15 FLOPs.",
     ]
     if buds[0].fraction is not None:

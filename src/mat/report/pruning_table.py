@@ -102,7 +102,7 @@ def build(name: str, profile: dict, experiment: str, root) -> Table:
         "Backward sparsity is measured: the share of head parameters not updated, averaged over all training steps "
         "(pruned heads included; the heads of one model are equal-sized, so this is also the share of heads).",
         "Test loss @ convergence: at the evaluation with the best validation loss; Computation: cumulative compute "
-        "until that evaluation, without embeddings, mNTK/SNIP measurements included (`flops_total_noemb`). "
+        "until that evaluation, without embeddings, the methods' own mNTK/SNIP measurements included, mNTKs logged only for figures excluded (`flops_total_noemb`). "
         "1 PFLOPs = 1e15 FLOPs.",
         f"Paper (Table 5, BERT on WikiText-2; forward/backward sparsity, test loss, PFLOPs): {paper}.",
     ]

@@ -89,7 +89,7 @@ def build(name: str, profile: dict, experiments: tuple[str, ...], root) -> Table
         raise ReportInputError("cannot build Table 7:\n  " + "\n  ".join(problems))
 
     notes = [
-        "Computation: cumulative compute (PFLOPs, without embeddings, mNTK measurements included) until the "
+        "Computation: cumulative compute (PFLOPs, without embeddings; MAT's own mNTK evaluations included, mNTKs logged only for figures excluded) until the "
         "evaluation with the best validation loss; mean ± sample std over seeds where a size has more than one. "
         "MAT overhead: the mNTK evaluations' FLOPs (`flops_mntk`) until that evaluation, part of MAT's computation. "
         "Saving: 1 - MAT / vanilla of the means.",

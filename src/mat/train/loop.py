@@ -107,6 +107,7 @@ class Trainer:
         from mat.flops import MeasuredComputeMeter
 
         self.backward = install_partial_backward(self.model, self.partition)
+        self.forward = self._compiled() if tcfg["compile"] else self.model  # the training steps' forward
         self.extra_partitions = {  # logged besides the run's own partition (Figures 2-3: layers)
             kind: build_partition(self.model, [kind]) for kind in ncfg["log_kinds"] if [kind] != list(cfg["partition"])
         }
@@ -202,6 +203,16 @@ class Trainer:
         self.wall += time.perf_counter() - t0
         return result
 
+    def _compiled(self):
+        """`torch.compile` of the model for the training steps (`train.compile`). The partial
+        backward's frozen set is Python state that the compiled graph is specialised on, so a new
+        active set recompiles once (MAT: at most once per evaluation; Multirate: two sets); the
+        recompile limit is raised so that a long MAT run keeps its compiled graphs."""
+        limit = max(torch._dynamo.config.recompile_limit, 64)
+        torch._dynamo.config.recompile_limit = limit
+        torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit, 4 * limit)
+        return torch.compile(self.model, backend=self.tcfg["compile_backend"])
+
     # ------------------------------------------------------------------------------ epoch start
     def _permutation(self, epoch: int) -> torch.Tensor:
         """This epoch's order of the training examples: a function of (seed, epoch) only."""
@@ -220,7 +231,7 @@ class Trainer:
         wants = set(self.policy.wants(epoch))
         every = self.ncfg["log_every"]
         if "mntk" in wants or (every is not None and epoch % every == 0):
-            measured, ranks = self._measure_mntk(epoch)
+            measured, ranks = self._measure_mntk(epoch, for_policy="mntk" in wants)
             if "mntk" in wants:
                 self.policy.observe(epoch, "mntk", measured[0][1])
         else:
@@ -235,25 +246,30 @@ class Trainer:
             for row in measure.mntk_rows(eig, part, self.ncfg["top_k"], ranks, rep):
                 self.logs["mntk.csv"].write({"epoch": epoch, "step": self.step, "partition": "+".join(part.kinds), **row})
 
-    def _measure_mntk(self, epoch: int):
+    def _measure_mntk(self, epoch: int, for_policy: bool):
         """mNTK eigenvalues of every module of the run's partition (first) and of the logged
         partitions, on S training inputs drawn from (seed, epoch) (Algorithm 1, line 3); plus the
-        heads' attention effective rank on the same inputs."""
+        heads' attention effective rank on the same inputs. Only the run partition's mNTK, and only
+        when the policy asked for it (`for_policy`), is the method's computation; the rest is
+        logging (`mat.flops`: method versus instrumentation)."""
         index = self._sample(epoch, "mntk", self.ncfg["samples"])
         inputs = self.task.measure_inputs(index, (self.seed, "mntk-inputs", epoch))
         measured = []
         chunk, d = self.ncfg["chunk_size"], self.dist
         for part in (self.partition, *self.extra_partitions.values()):
+            purpose = "method" if for_policy and part is self.partition else "logging"
             if d.enabled:  # the S samples split across ranks, per-sample gradients gathered
                 compute = lambda p=part: distributed.sharded_module_ntk(self.model, inputs, p, chunk, d)  # noqa: E731
             else:
                 compute = lambda p=part: measure.mntk(self.model, inputs, p, chunk)  # noqa: E731
-            eig = self.meter.mntk(inputs, compute, key=f"mntk|{'+'.join(part.kinds)}")
+            eig = self.meter.mntk(inputs, compute, key=f"mntk|{'+'.join(part.kinds)}", purpose=purpose)
             measured.append((part, eig))
         ranks = None
         heads = any(m.kind == "head" for p, _ in measured for m in p.modules)
         if self.dist.main and self.ncfg["effective_rank"] and heads:  # for the logs only: rank 0
-            ranks = measure.head_ranks(self.model, inputs)
+            ranks = self.meter.mntk(
+                inputs, lambda: measure.head_ranks(self.model, inputs), key="effective-rank", purpose="logging"
+            )
         return measured, ranks
 
     def _measure_snip(self, epoch: int) -> torch.Tensor:
@@ -262,14 +278,15 @@ class Trainer:
         inputs, targets = self.task.train_batch(index, (self.seed, "snip-batch", epoch))
         self.model.train()
         return self.meter.mntk(
-            inputs, lambda: measure.snip(self.model, self.partition, lambda: self._objective(inputs, targets)[0])
+            inputs, lambda: measure.snip(self.model, self.partition, lambda: self._objective(inputs, targets, self.model)[0])
         )
 
     # ------------------------------------------------------------------------------ one step
-    def _objective(self, inputs: torch.Tensor, targets: torch.Tensor):
+    def _objective(self, inputs: torch.Tensor, targets: torch.Tensor, forward=None):
         """(training loss, task loss terms): task loss + aux_loss_coef x the model's auxiliary loss
-        (Switch router load balancing; zero for the others)."""
-        out = self.task.loss(self.model(inputs), targets)
+        (Switch router load balancing; zero for the others). `forward`: the training steps' (maybe
+        compiled) forward unless given; measurements pass the eager model."""
+        out = self.task.loss((forward or self.forward)(inputs), targets)
         return out.loss + self.tcfg["aux_loss_coef"] * self.model.aux_loss(), out
 
     def _zero_pruned(self, newly: torch.Tensor) -> None:
