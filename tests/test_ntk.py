@@ -66,6 +66,33 @@ def test_grams_match_per_sample_loop(arch, which):
     assert (grams.diagonal(dim1=1, dim2=2).sum(1) > 0).double().mean() > 0.9
 
 
+@pytest.mark.parametrize("route", ["kernel", "direct"])
+def test_conv_filter_grams_take_either_route_exactly(monkeypatch, route):
+    """Filters' Grams from the layer's patch kernel (`_conv_filter_grams`, no per-sample gradients)
+    and from per-sample gradients agree with the brute-force loop, whichever route each layer takes."""
+    model, x = _setup("vgg16")
+    part = build_partition(model, ["filter"])
+    taken = []
+
+    def forced(m, inp, s):
+        taken.append(route)
+        return route == "kernel"
+
+    monkeypatch.setattr(ntk, "_kernel_is_cheaper", forced)
+    grams = ntk.module_grams(model, x, part, chunk_size=4)
+    assert taken  # every conv layer was offered the choice
+    assert _rel(grams, _reference_grams(model, x, part)) < 1e-4
+
+
+def test_kernel_route_is_chosen_for_deep_low_resolution_convs():
+    """The cost model: at 2 x 2 positions and 512 filters the kernel route is far cheaper; at 32 x 32
+    positions and 64 filters forming per-sample gradients is."""
+    deep, shallow = nn.Conv2d(512, 512, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1)
+    assert ntk._kernel_is_cheaper(deep, torch.zeros(1, 512, 2, 2), 64)
+    assert not ntk._kernel_is_cheaper(shallow, torch.zeros(1, 64, 32, 32), 64)
+    assert not ntk._kernel_is_cheaper(nn.Linear(4, 4), torch.zeros(1, 4), 64)
+
+
 @pytest.mark.parametrize("arch", ["bert", "switch", "vgg16"])
 def test_sum_of_mntks_is_the_full_ntk(arch):
     """Eq. 1; the full NTK comes from vmap per-sample gradients, an independent path."""
