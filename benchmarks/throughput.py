@@ -82,7 +82,7 @@ FIELDS = (
     "frozen_fraction", "heads_frozen", "heads_total", "step_seconds", "step_seconds_min", "step_seconds_max",
     "tokens_per_s", "flops_fwd", "flops_bwd", "flops_total", "achieved_tflops", "peak_tflops", "peak_source",
     "mfu", "flops_saving", "time_saving", "time_per_flops_saving", "hardware", "device", "torch", "threads",
-    "repeats", "warmup", "note",
+    "load_avg", "repeats", "warmup", "note",
 )
 
 
@@ -241,6 +241,8 @@ def run(args) -> list[dict]:
                 times[f].append(t)
         print(f"round {r + 1}/{args.warmup + args.repeats}" + (" (warm-up)" if r < args.warmup else ""), flush=True)
     pb.remove()
+    # The machine's 1-minute load average after timing: on a shared CPU, other processes' share.
+    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
 
     peak, peak_source = peak_tflops(device, args.precision, args.peak_tflops)
     tokens = args.batch * args.seq_len
@@ -266,17 +268,17 @@ def run(args) -> list[dict]:
             "frozen_fraction": f,
             "heads_frozen": int((~masks[f]).sum()),
             "heads_total": len(part),
-            "step_seconds": f"{t:.6f}",
-            "step_seconds_min": f"{min(times[f]):.6f}",
-            "step_seconds_max": f"{max(times[f]):.6f}",
+            "step_seconds": f"{t:.6g}",
+            "step_seconds_min": f"{min(times[f]):.6g}",
+            "step_seconds_max": f"{max(times[f]):.6g}",
             "tokens_per_s": f"{tokens / t:.3f}",
             "flops_fwd": fwd,
             "flops_bwd": bwd,
             "flops_total": fwd + bwd,
-            "achieved_tflops": f"{achieved:.6f}",
+            "achieved_tflops": f"{achieved:.6g}",
             "peak_tflops": "" if peak is None else peak,
             "peak_source": peak_source,
-            "mfu": "" if peak is None else f"{achieved / peak:.6f}",
+            "mfu": "" if peak is None else f"{achieved / peak:.6g}",
             "flops_saving": "",
             "time_saving": "",
             "time_per_flops_saving": "",
@@ -284,6 +286,7 @@ def run(args) -> list[dict]:
             "device": device.type,
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
+            "load_avg": load,
             "repeats": args.repeats,
             "warmup": args.warmup,
             "note": note,
@@ -298,13 +301,13 @@ def run(args) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------- CLI
-def write_csv(rows: list[dict], out: Path) -> None:
+def write_csv(rows: list[dict], out: Path, fields: tuple[str, ...] = FIELDS) -> None:
     """Write `rows` to `out` atomically: a temporary file in the same folder, then os.replace."""
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=FIELDS)
+            w = csv.DictWriter(fh, fieldnames=fields)
             w.writeheader()
             w.writerows(rows)
         os.replace(tmp, out)
