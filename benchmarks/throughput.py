@@ -35,7 +35,7 @@ The issue's targets ("GPU speed"), on one H200 at seq 512:
 The committed benchmarks/results/throughput.csv holds CPU numbers (no GPU was lent to this
 project): they are CPU throughput, not a GPU measurement; every row names its hardware. Run
 
-    python benchmarks/throughput.py --threads 1 --batch 1 --repeats 5      # CPU, as committed
+    python benchmarks/throughput.py --threads 1 --batch 2 --repeats 5 --warmup 1   # CPU, as committed
     python benchmarks/throughput.py --device cuda --precision bf16 --attention sdpa --compile
 
 on a GPU for the targets. `--size` takes the BERT sizes of `mat.models.bert.SIZES`; `--layers`,
