@@ -1,4 +1,5 @@
-"""Benchmark: mNTK of every attention head of BERT-mini, fast path vs per-sample loops.
+"""Benchmark: mNTK of every attention head of BERT-mini (or every filter of VGG16), fast path vs
+per-sample loops.
 
 BERT-mini (4 layers, hidden 256, 4 heads; Turc et al. 2019), sequence length 128, S = 64 samples,
 vocabulary 30,522 (the profiles' WordPiece size), eval mode. Every method computes the same
@@ -22,7 +23,12 @@ MLM decoder forward and backward per sample (about 2/3 of its FLOPs), which the 
 So at equal arithmetic efficiency the fast path is about 3x the loop; with more threads the
 loop's batch-of-one matmuls parallelise worse than the batched ones and the gap grows.
 
-Run: python benchmarks/ntk_speed.py [--repeats 3] [--threads 2 1] [--out benchmarks/results/ntk_speed.csv]
+`--model vgg16`: every filter of VGG16 (width 1, CIFAR-10 inputs, S = 64): hooks (each conv layer
+takes the cheaper route, `mat.ntk._kernel_is_cheaper`), hooks with every layer forced to form
+per-sample gradients ("no conv kernel"), and the loop.
+
+Run: python benchmarks/ntk_speed.py [--repeats 3] [--threads 2 1] [--model bert-mini|vgg16]
+     [--out benchmarks/results/ntk_speed.csv]   (rows of other models already in --out are kept)
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--vocab", type=int, default=30522)
     ap.add_argument("--chunk", type=int, default=16)
+    ap.add_argument("--model", choices=["bert-mini", "vgg16"], default="bert-mini")
     ap.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()],
                     help="torch intra-op thread counts to measure, one block of rows each (default: torch's)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ntk_speed.csv")
@@ -77,19 +84,37 @@ def main(argv: list[str] | None = None) -> int:
     if any(t < 1 for t in args.threads):
         ap.error("--threads must be >= 1")
     torch.manual_seed(0)
-    model = build_model({"arch": "bert", "size": "mini", "vocab_size": args.vocab})
-    part = build_partition(model, ["head"])
-    x = torch.randint(0, args.vocab, (args.samples, args.seq_len), generator=torch.Generator().manual_seed(1))
-    names, s = part.param_names, args.samples
+    gen = torch.Generator().manual_seed(1)
+    s = args.samples
+    if args.model == "vgg16":
+        model = build_model({"arch": "vgg16", "width": 1.0})
+        part = build_partition(model, ["filter"])
+        x = torch.randn(s, 3, 32, 32, generator=gen)
+        label = "vgg16 width 1 filters 32x32 inputs"
+    else:
+        model = build_model({"arch": "bert", "size": "mini", "vocab_size": args.vocab})
+        part = build_partition(model, ["head"])
+        x = torch.randint(0, args.vocab, (s, args.seq_len), generator=gen)
+        label = f"bert-mini L4 H256 heads4 vocab{args.vocab}"
+    names = part.param_names
 
-    methods = {
-        "hooks": lambda: ntk.module_grams(model, x, part, chunk_size=args.chunk),
-        "hooks (full decoder)": lambda: grams_from(
+    def direct_route():
+        kernel = ntk._kernel_is_cheaper
+        ntk._kernel_is_cheaper = lambda *a: False
+        try:
+            return ntk.module_grams(model, x, part, chunk_size=args.chunk)
+        finally:
+            ntk._kernel_is_cheaper = kernel
+
+    methods = {"hooks": lambda: ntk.module_grams(model, x, part, chunk_size=args.chunk)}
+    if args.model == "vgg16":
+        methods["hooks (no conv kernel)"] = direct_route
+    else:
+        methods["hooks (full decoder)"] = lambda: grams_from(
             ntk.per_sample_grads_hooks(model, x, names, args.chunk, sum_output_layer=False), part, s
-        ),
-        f"vmap chunk {args.chunk}": lambda: grams_from(ntk.per_sample_grads_vmap(model, x, names, args.chunk), part, s),
-        "loop": lambda: grams_from(ntk.per_sample_grads_loop(model, x, names), part, s),
-    }
+        )
+        methods[f"vmap chunk {args.chunk}"] = lambda: grams_from(ntk.per_sample_grads_vmap(model, x, names, args.chunk), part, s)
+    methods["loop"] = lambda: grams_from(ntk.per_sample_grads_loop(model, x, names), part, s)
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -120,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                     "cpu_seconds": f"{statistics.median(cpu[m]):.3f}",
                     "max_rel_diff": f"{rel:.1e}",
                     "repeats": args.repeats,
-                    "model": f"bert-mini L4 H256 heads4 vocab{args.vocab}",
-                    "seq_len": args.seq_len,
+                    "model": label,
+                    "seq_len": args.seq_len if args.model != "vgg16" else "",
                     "samples": s,
                     "torch": torch.__version__,
                     "cpu": cpu_name(),
@@ -131,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"threads {threads}  {m:22s} {sec:8.3f} s  x{loop_s / sec:5.2f}  rel diff {rel:.1e}  (runs: {', '.join(f'{t:.2f}' for t in times[m])})")
 
+    if args.out.is_file():  # keep the other model's rows
+        with args.out.open(newline="") as f:
+            kept = [r for r in csv.DictReader(f) if not r["model"].startswith(args.model.split("-")[0])]
+        rows = kept + rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
     with os.fdopen(fd, "w", newline="") as f:
