@@ -117,6 +117,19 @@ def test_attention_probs_restores_train_mode():
     assert model.training
 
 
+def test_sdpa_bert_gives_eager_attention_probs_and_keeps_sdpa():
+    """sdpa never forms attention probabilities: attention_probs borrows eager attention for one
+    call (the same probabilities as an eager model with the same weights), then sdpa is back."""
+    torch.manual_seed(0)
+    sdpa = build_model({"arch": "bert", "size": "micro", "vocab_size": VOCAB, "attn_implementation": "sdpa"})
+    eager = build_model({"arch": "bert", "size": "micro", "vocab_size": VOCAB})
+    eager.load_state_dict(sdpa.state_dict())
+    x = _tokens()
+    torch.testing.assert_close(sdpa.attention_probs(x), eager.attention_probs(x))
+    assert sdpa.config._attn_implementation == "sdpa"
+    torch.testing.assert_close(sdpa.eval()(x), eager.eval()(x), rtol=1e-5, atol=1e-5)  # same function
+
+
 # ----------------------------------------------------------------------------- Switch routing
 def _reference_moe(moe, hidden):
     """Token-by-token Switch FFN: top-1 expert by router probability, experts fill in token order

@@ -4,9 +4,10 @@ A thin wrapper around transformers' `BertForMaskedLM` that gives it the project'
 contract: `model(x) -> logits`, `aux_loss()`, `layer_prefixes()`, `attention_probs(x)`, and the
 layouts the partition builders read (`mat.models.partitions`).
 
-Eager attention is the default (`attn_implementation: eager`): the mNTK differentiates through
-the model with torch.func and FLOP counting on CPU misses the fused sdpa kernel (see the notes on
-FlopCounterMode), while eager attention is plain matmuls that both handle.
+Eager attention is the default (`attn_implementation: eager`): plain matmuls that torch.func and
+FlopCounterMode both handle. `attn_implementation: sdpa` (the fused kernels, for GPU speed) trains
+and measures the mNTK with sdpa (`mat.flops` registers the CPU flash kernel's FLOPs);
+`attention_probs` switches to eager for its one call, since sdpa never forms the probabilities.
 """
 
 from __future__ import annotations
@@ -80,12 +81,18 @@ class BertMLM(nn.Module):
 
     @torch.no_grad()
     def attention_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """Attention probabilities [layers, B, heads, T, T] in eval mode (train/eval mode restored)."""
-        was_training = self.training
+        """Attention probabilities [layers, B, heads, T, T] in eval mode (train/eval mode restored).
+        A fused implementation (sdpa) never forms them: the model runs with eager attention for this
+        call (same weights, same function) and gets its own implementation back afterwards."""
+        was_training, impl = self.training, self.config._attn_implementation
         self.eval()
         try:
+            if impl != "eager":
+                self.net.set_attn_implementation("eager")
             out = self.net(input_ids=x, output_attentions=True)
         finally:
+            if impl != "eager":
+                self.net.set_attn_implementation(impl)
             self.train(was_training)
         if not out.attentions:
             raise RuntimeError(
