@@ -23,6 +23,12 @@ MLM decoder forward and backward per sample (about 2/3 of its FLOPs), which the 
 So at equal arithmetic efficiency the fast path is about 3x the loop; with more threads the
 loop's batch-of-one matmuls parallelise worse than the batched ones and the gap grows.
 
+VGG16's `max_rel_diff` (3e-4 at width 1, S = 64) is not an error of the fast path: max-pooling makes
+the per-sample gradient discontinuous where two inputs of a pooling window nearly tie, and the float32
+roundoff of a batch-of-16 pass differs from a batch-of-1 pass enough to flip such an argmax in one
+of the 64 samples (checked: the batched forward agrees with float64 to 5e-7; the output gradients
+differ from layer 3 down, behind a pooling layer). Both Grams are valid to float32 precision.
+
 `--model vgg16`: every filter of VGG16 (width 1, CIFAR-10 inputs, S = 64): hooks (each conv layer
 takes the cheaper route, `mat.ntk._kernel_is_cheaper`), hooks with every layer forced to form
 per-sample gradients ("no conv kernel"), and the loop.
