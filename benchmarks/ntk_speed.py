@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -52,16 +51,11 @@ import torch
 
 from mat import ntk
 from mat.models import build_model, build_partition
+from mat.train.summary import hardware
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return hardware(torch.device("cpu"))["cpu"]
 
 
 def grams_from(grads: dict[str, torch.Tensor], part, s: int) -> torch.Tensor:

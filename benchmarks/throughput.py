@@ -63,6 +63,7 @@ from mat.data import MaskSpec, mask_tokens
 from mat.flops import count_step
 from mat.models import build_model, build_partition
 from mat.policies.base import Decision
+from mat.train.summary import hardware as run_hardware
 
 # Dense peak TFLOP/s (NVIDIA datasheets; the sparse figures there are twice these). Keys are matched
 # as substrings of torch.cuda.get_device_name(); PCIe and NVL variants of H100/H200 have lower peaks
@@ -88,16 +89,8 @@ FIELDS = (
 
 # ---------------------------------------------------------------------------------- hardware
 def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
+    """The CPU's model name (/proc/cpuinfo on Linux), as run summaries record it."""
+    return run_hardware(torch.device("cpu"))["cpu"]
 
 
 def hardware(device: torch.device) -> str:
