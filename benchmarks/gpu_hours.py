@@ -56,11 +56,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-from throughput import PEAK_TFLOPS, write_csv  # benchmarks/ is the script's folder, so on sys.path
+from throughput import PEAK_TFLOPS  # benchmarks/ is the script's folder, so on sys.path
 
 from mat.flops import count_step
 from mat.models import build_model
 from mat.profiles import load_profile, run_config, runs
+from mat.report.io import write_csv_atomic
 from mat.report.targets import TARGETS
 from mat.train.run_config import IMAGE_DATASETS, load_run_config
 
@@ -313,7 +314,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu_hours.") as scratch:
         rows = estimate(profile, Datasets(profile, args.root, Path(scratch)), StepFlops(args.count_device),
                         measured, args.assume_mfu, args.experiments)
-    write_csv(rows, out, FIELDS)
+    write_csv_atomic(out, rows, FIELDS)
     print(markdown(rows, measured, args.assume_mfu))
     print(f"-> {out}")
     return 0

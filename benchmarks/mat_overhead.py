@@ -38,13 +38,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 from gpu_hours import ROOT, Datasets, StepFlops, plan  # benchmarks/ is the script's folder, so on sys.path
-from throughput import write_csv
 from torch.utils.flop_counter import FlopCounterMode
 
 from mat.models import build_model, build_partition
 from mat.ntk import module_grams
 from mat.policies import build_policy
 from mat.profiles import load_profile, run_config, runs
+from mat.report.io import write_csv_atomic
 from mat.train.run_config import IMAGE_DATASETS, load_run_config
 
 MAT_METHODS = ("mat", "mat_prune")
@@ -56,12 +56,17 @@ FIELDS = (
 )
 
 
-def mntk_flops(model_cfg: dict, kinds: list[str], shape: tuple[int, ...], text: bool, chunk: int) -> tuple[int, int]:
-    """(FLOPs of one mNTK of every module of the partition on inputs of `shape`, modules)."""
+def _meta_model(model_cfg: dict, kinds: list[str]):
+    """(model on the meta device: shapes only, no arithmetic; its partition)."""
     torch.manual_seed(0)
     with torch.device("meta"):
         model = build_model(model_cfg)
-    part = build_partition(model, kinds)
+    return model, build_partition(model, kinds)
+
+
+def mntk_flops(model_cfg: dict, kinds: list[str], shape: tuple[int, ...], text: bool, chunk: int) -> tuple[int, int]:
+    """(FLOPs of one mNTK of every module of the partition on inputs of `shape`, modules)."""
+    model, part = _meta_model(model_cfg, kinds)
     x = torch.zeros(shape, dtype=torch.long if text else torch.float32, device="meta")
     with FlopCounterMode(display=False) as counter:
         module_grams(model, x, part, chunk_size=chunk)
@@ -70,9 +75,8 @@ def mntk_flops(model_cfg: dict, kinds: list[str], shape: tuple[int, ...], text: 
 
 def evaluation_epochs(cfg: dict, model_cfg: dict, steps: int, spe: int) -> list[int]:
     """The epochs at which the run's MAT policy asks for an mNTK, over its planned epochs."""
-    with torch.device("meta"):
-        model = build_model(model_cfg)
-    policy = build_policy(cfg["method"], build_partition(model, list(cfg["partition"])), int(cfg["seed"]), spe)
+    _, part = _meta_model(model_cfg, list(cfg["partition"]))
+    policy = build_policy(cfg["method"], part, int(cfg["seed"]), spe)
     return [e for e in range(math.ceil(steps / spe)) if policy._needs_mntk(e)]
 
 
@@ -148,7 +152,7 @@ def main(argv=None) -> int:
             profile = load_profile(name, args.profile_dir)
             datasets = Datasets(profile, args.root, Path(scratch))
             rows += overhead_rows(profile, datasets, StepFlops("meta"), args.root / "results" / name)
-    write_csv(rows, args.out, FIELDS)
+    write_csv_atomic(args.out, rows, FIELDS)
     print(markdown(rows))
     print(f"-> {args.out}")
     return 0

@@ -43,7 +43,6 @@ import argparse
 import csv
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +50,7 @@ import torch
 
 from mat import ntk
 from mat.models import build_model, build_partition
+from mat.report.io import write_csv_atomic
 from mat.train.summary import hardware
 
 
@@ -160,13 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         with args.out.open(newline="") as f:
             kept = [r for r in csv.DictReader(f) if not r["model"].startswith(args.model.split("-")[0])]
         rows = kept + rows
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, args.out)
+    write_csv_atomic(args.out, rows, list(rows[0]))
     print(f"wrote {args.out}")
     return 0
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import os
 import statistics
 import time
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from mat.backward import install_partial_backward
 from mat.flops import count_step
 from mat.models import build_model, build_partition
+from mat.report.io import write_csv_atomic
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75)
 FIELDS = (
@@ -188,13 +188,7 @@ def main(argv=None) -> int:
         config = f"width={args.vgg_width} batch={args.vgg_batch}x3x32x32 SGD"
         rows += bench("vgg16", config, cfg, "filter", x, y, sgd, args, device)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(args.out)
+    write_csv_atomic(args.out, rows, FIELDS)
     for r in rows:
         keys = ("model", "frozen_fraction", "step_seconds", "flops_saving", "time_saving", "time_per_flops_saving")
         print(", ".join(f"{k}={r[k]}" for k in keys))

@@ -47,10 +47,8 @@ Output: benchmarks/results/throughput.csv (a temporary file in the same folder, 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -63,6 +61,7 @@ from mat.data import MaskSpec, mask_tokens
 from mat.flops import count_step
 from mat.models import build_model, build_partition
 from mat.policies.base import Decision
+from mat.report.io import write_csv_atomic
 from mat.train.summary import hardware as run_hardware
 
 # Dense peak TFLOP/s (NVIDIA datasheets; the sparse figures there are twice these). Keys are matched
@@ -294,21 +293,6 @@ def run(args) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------- CLI
-def write_csv(rows: list[dict], out: Path, fields: tuple[str, ...] = FIELDS) -> None:
-    """Write `rows` to `out` atomically: a temporary file in the same folder, then os.replace."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="base", help="BERT size of mat.models.bert.SIZES (default base)")
@@ -357,7 +341,7 @@ def main(argv=None) -> int:
     if args.precision == "tf32":
         torch.set_float32_matmul_precision("high")
     rows = run(args)
-    write_csv(rows, args.out)
+    write_csv_atomic(args.out, rows, FIELDS)
     keys = ("frozen_fraction", "step_seconds", "tokens_per_s", "achieved_tflops", "mfu", "flops_saving",
             "time_saving", "time_per_flops_saving")
     for r in rows:

@@ -226,18 +226,15 @@ def per_sample_grads_hooks(
     return grads
 
 
-def _kernel_is_cheaper(m: nn.Module, x: torch.Tensor, s: int) -> bool:
+def _kernel_is_cheaper(m: nn.Module, out: torch.Tensor, s: int) -> bool:
     """For a conv layer's filters: is the kernel route (`_conv_filter_grams`) cheaper than forming
     the S per-sample weight gradients and their Grams? Per sample with L output positions, `out`
     filters and P = in*k*k weights per filter, the direct route costs ~ S*L*out*P + S^2*out*P
     multiply-adds, the kernel route ~ (S*L)^2 * (P + out): cheaper when L^2 is small against `out`
-    (the deep, low-resolution layers of VGG)."""
+    (the deep, low-resolution layers of VGG). `out`: the layer's output [.., out, H', W'], L = H' W'."""
     if not isinstance(m, nn.Conv2d):
         return False
-    h, w = x.shape[-2:]
-    oh = (h + 2 * m.padding[0] - m.dilation[0] * (m.kernel_size[0] - 1) - 1) // m.stride[0] + 1
-    ow = (w + 2 * m.padding[1] - m.dilation[1] * (m.kernel_size[1] - 1) - 1) // m.stride[1] + 1
-    n_pos, p = oh * ow, m.weight[0].numel()
+    n_pos, p = out.shape[-2] * out.shape[-1], m.weight[0].numel()
     direct = s * n_pos * m.out_channels * p + s * s * m.out_channels * p
     kernel = (s * n_pos) ** 2 * (p + m.out_channels)
     return kernel < direct
@@ -309,7 +306,7 @@ def _hooked_passes(
                     else:
                         g = next(it)
                         g = torch.zeros_like(y) if g is None else g
-                        if m in kernel_layers and _kernel_is_cheaper(m, x, s):
+                        if m in kernel_layers and _kernel_is_cheaper(m, y, s):
                             cols = F.unfold(x, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
                             u, gs = captured.setdefault(kernel_layers[m], ([], []))
                             u.append(cols.transpose(1, 2))  # [c, L, P]
@@ -398,7 +395,7 @@ def module_grams(model: nn.Module, inputs: torch.Tensor, partition: Partition, c
     s = _check_inputs(inputs)
     partition.check(dict(model.named_parameters()))
     spans = _spans(partition)
-    filters = frozenset(n for n, (dim, _) in spans.items() if dim == 0 and n.endswith("weight"))
+    filters = frozenset(n for n, (dim, _) in spans.items() if dim == 0)  # only conv weights take it
     grads, kernels = _hooked_passes(model, inputs, list(spans), chunk_size, kernel_names=filters)
     grams = torch.zeros(len(partition), s, s, dtype=torch.float64, device=inputs.device)
     for name, (dim, sp) in spans.items():

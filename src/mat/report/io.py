@@ -7,10 +7,12 @@ Markdown, a figure's PNG, PDF and CSV) is first rendered in memory, so an error 
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping, Sequence
 
 
 def _umask() -> int:
@@ -36,6 +38,15 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_csv_atomic(path: str | Path, rows: Iterable[Mapping], fields: Sequence[str]) -> None:
+    """Write dict rows as a CSV with header `fields`, atomically (rendered in memory first)."""
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(fields))
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
 
 
 def write_all_atomic(files: Mapping[str | Path, bytes | str]) -> None:

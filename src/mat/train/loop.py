@@ -286,7 +286,7 @@ class Trainer:
         """(training loss, task loss terms): task loss + aux_loss_coef x the model's auxiliary loss
         (Switch router load balancing; zero for the others). `forward`: the training steps' (maybe
         compiled) forward unless given; measurements pass the eager model."""
-        out = self.task.loss((forward or self.forward)(inputs), targets)
+        out = self.task.loss((self.forward if forward is None else forward)(inputs), targets)
         return out.loss + self.tcfg["aux_loss_coef"] * self.model.aux_loss(), out
 
     def _zero_pruned(self, newly: torch.Tensor) -> None:
