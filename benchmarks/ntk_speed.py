@@ -33,6 +33,9 @@ differ from layer 3 down, behind a pooling layer). Both Grams are valid to float
 takes the cheaper route, `mat.ntk._kernel_is_cheaper`), hooks with every layer forced to form
 per-sample gradients ("no conv kernel"), and the loop.
 
+`--flops`: no timing; each method's FLOPs counted once with FlopCounterMode, written to
+benchmarks/results/ntk_flops.csv (what bounds the speedups at equal arithmetic efficiency).
+
 Run: python benchmarks/ntk_speed.py [--repeats 3] [--threads 2 1] [--model bert-mini|vgg16]
      [--out benchmarks/results/ntk_speed.csv]   (rows of other models already in --out are kept)
 """
@@ -47,6 +50,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from mat import ntk
 from mat.models import build_model, build_partition
@@ -66,6 +70,26 @@ def grams_from(grads: dict[str, torch.Tensor], part, s: int) -> torch.Tensor:
     return 0.5 * (grams + grams.transpose(1, 2))
 
 
+def count_flops(methods: dict, label: str, args) -> int:
+    """Each method's FLOPs, counted once with FlopCounterMode (matmuls, convolutions, attention);
+    rows of the other model already in --flops-out are kept."""
+    rows = []
+    for m, fn in methods.items():
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        rows.append({"model": label, "method": m, "samples": args.samples, "gflops": f"{counter.get_total_flops() / 1e9:.2f}"})
+        print(f"{m:22s} {rows[-1]['gflops']:>10s} GFLOPs")
+    loop = float(rows[-1]["gflops"])
+    for r in rows:
+        r["loop_over_method"] = f"{loop / float(r['gflops']):.2f}"
+    if args.flops_out.is_file():
+        with args.flops_out.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["model"] != label] + rows
+    write_csv_atomic(args.flops_out, rows, list(rows[-1]))
+    print(f"wrote {args.flops_out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -77,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()],
                     help="torch intra-op thread counts to measure, one block of rows each (default: torch's)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ntk_speed.csv")
+    ap.add_argument("--flops", action="store_true",
+                    help="instead of timing: count each method's FLOPs once (FlopCounterMode) into --flops-out")
+    ap.add_argument("--flops-out", type=Path, default=Path(__file__).parent / "results" / "ntk_flops.csv")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
@@ -115,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         methods[f"vmap chunk {args.chunk}"] = lambda: grams_from(ntk.per_sample_grads_vmap(model, x, names, args.chunk), part, s)
     methods["loop"] = lambda: grams_from(ntk.per_sample_grads_loop(model, x, names), part, s)
+    if args.flops:
+        return count_flops(methods, label, args)
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
