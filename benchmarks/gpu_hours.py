@@ -60,7 +60,7 @@ from throughput import PEAK_TFLOPS  # benchmarks/ is the script's folder, so on 
 
 from mat.flops import count_step
 from mat.models import build_model
-from mat.profiles import load_profile, run_config, runs
+from mat.profiles import ProfileError, load_profile, run_config, runs
 from mat.report.io import write_csv_atomic
 from mat.report.targets import TARGETS
 from mat.train.run_config import IMAGE_DATASETS, load_run_config
@@ -309,7 +309,10 @@ def main(argv=None) -> int:
     if not 0 < args.assume_mfu <= 1:
         raise SystemExit(f"gpu_hours: --assume-mfu must lie in (0, 1], got {args.assume_mfu}")
     out = args.out or Path(__file__).parent / "results" / f"gpu_hours_{args.profile}.csv"
-    profile = load_profile(args.profile, args.profile_dir)
+    try:
+        profile = load_profile(args.profile, args.profile_dir)
+    except ProfileError as e:
+        raise SystemExit(f"gpu_hours: {e}") from None
     measured = measured_throughput(args.throughput, args.device)
     with tempfile.TemporaryDirectory(prefix="gpu_hours.") as scratch:
         rows = estimate(profile, Datasets(profile, args.root, Path(scratch)), StepFlops(args.count_device),

@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mat.models import build_model, build_partition
 from mat.ntk import module_grams
 from mat.policies import build_policy
-from mat.profiles import load_profile, run_config, runs
+from mat.profiles import ProfileError, load_profile, run_config, runs
 from mat.report.io import write_csv_atomic
 from mat.train.run_config import IMAGE_DATASETS, load_run_config
 
@@ -149,7 +149,10 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="mat_overhead.") as scratch:
         for name in args.profiles:
-            profile = load_profile(name, args.profile_dir)
+            try:
+                profile = load_profile(name, args.profile_dir)
+            except ProfileError as e:
+                raise SystemExit(f"mat_overhead: {e}") from None
             datasets = Datasets(profile, args.root, Path(scratch))
             rows += overhead_rows(profile, datasets, StepFlops("meta"), args.root / "results" / name)
     write_csv_atomic(args.out, rows, FIELDS)
