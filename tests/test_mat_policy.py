@@ -129,9 +129,39 @@ def test_eq6_temporal_policy_stops_for_good_with_the_delta1_guard():
     assert plan[3][2] == [True, True, True, False, False, False]
     assert plan[3][0] == [False, False, True, False, False, True]
     assert not any(finished for *_, finished in plan[:4])
-    # t=4: the last two modules stop (|Delta_4 - Delta_3| = 0); nothing left: Algorithm 1, line 2
-    assert all(plan[4][1]) and plan[4][0] == [False] * 6
-    assert p.finished() and p.wants(17) == set()
+    # t=4: the last two modules stop (|Delta_4 - Delta_3| = 0): every module is stopped, yet the
+    # protecting strategy keeps each layer's largest lambda_max (l0.h0: 20, l1.h2: 3), stopped or not
+    assert all(plan[4][1]) and plan[4][0] == [True, False, False, False, False, True]
+    assert not p.finished() and p.wants(17) == {"mntk"}
+    assert p.report()["evaluation_epochs"] == [2, 5, 8, 11, 14]
+
+
+def _stop_everything(cfg: dict):
+    """Two layers of three heads whose lambda_max never moves after t = 1: Eq. 6 stops all six at
+    t = 2 (Delta_2 == Delta_1, ratio 0 < beta)."""
+    part = heads(2, 3)
+    p = build_policy(cfg, part, seed=0, steps_per_epoch=1)
+    rows = [[5.0, 4.0, 1.0, 1.0, 2.0, 0.5], [6.0, 5.0, 2.0, 2.0, 3.0, 1.5], [6.0, 5.0, 2.0, 2.0, 3.0, 1.5]]
+    for epoch in range(9):
+        d = at(p, epoch, eigs(part, rows[(epoch - 2) // 3]) if epoch in (2, 5, 8) else None)
+    return p, d
+
+
+def test_protection_keeps_a_stopped_module_when_eq6_stops_a_whole_layer():
+    """Appendix B.1: at least one head per layer keeps its gradient, even once Eq. 6 has stopped
+    every module of the layer; so Algorithm 1, line 2 does not end the run."""
+    p, d = _stop_everything(CFG)
+    assert all(column(p, "stopped"))
+    assert d.active.tolist() == [True, False, False, False, True, False]  # largest lambda_max per layer
+    assert column(p, "protected") == [True, False, False, False, True, False]
+    assert not p.finished()
+
+
+def test_protect_stopped_false_is_the_other_reading_and_can_end_the_run():
+    p, d = _stop_everything({**CFG, "protect_stopped": False})
+    assert d.active.tolist() == [False] * 6 and p.finished()
+    q, d = _stop_everything({**CFG, "protect": False})
+    assert d.active.tolist() == [False] * 6 and q.finished()
 
 
 def test_thresholds_per_kind_for_heads_and_experts():

@@ -44,13 +44,14 @@ def roundtrip(state: dict) -> dict:
 # ----------------------------------------------------------------------------- config
 def test_defaults_are_the_papers():
     c = parse_method_config({"name": "mat"})
-    assert c.protect is True and (c.start_epoch, c.interval) == (5, 8)
+    # "starts from the 5th epoch and performs every 8 epochs" (B.1): the 5th epoch is 0-based epoch 4
+    assert c.protect is True and c.protect_stopped is True and (c.start_epoch, c.interval) == (4, 8)
     assert c.alpha == DEFAULT_ALPHA and c.alpha["head"] == 0.1 and c.alpha["expert"] == 0.2 and c.alpha["filter"] == 0.2
     assert c.beta == DEFAULT_BETA and c.beta["filter"] == 1e-6
     c = parse_method_config({"name": "multirate"})
     assert (c.fraction, c.k, c.variant) == (0.5, 5, "paper")
     c = parse_method_config({"name": "mat_prune"})
-    assert (c.prune_ratio, c.prune_epoch) == (0.5, 15)
+    assert (c.prune_ratio, c.prune_epoch) == (0.5, 14)  # "at the 15th epoch" (B.2), 0-based
 
 
 def test_alpha_scalar_or_per_kind():

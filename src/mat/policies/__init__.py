@@ -53,7 +53,8 @@ def build_policy(cfg: Mapping[str, Any], partition: Partition, seed: int, steps_
         return RandPolicy(*common, fraction=c.fraction, protect=c.protect)
     if c.name == "multirate":
         return MultiratePolicy(*common, fraction=c.fraction, k=c.k, variant=c.variant, protect=c.protect)
-    mat_args = dict(alpha=c.alpha, beta=c.beta, start_epoch=c.start_epoch, interval=c.interval, protect=c.protect)
+    mat_args = dict(alpha=c.alpha, beta=c.beta, start_epoch=c.start_epoch, interval=c.interval, protect=c.protect,
+                    protect_stopped=c.protect_stopped)
     if c.name == "mat":
         return MATPolicy(*common, **mat_args)
     if c.name == "snip":

@@ -1,7 +1,7 @@
 """The `method:` block of a run config, validated into a `MethodConfig`.
 
 Defaults are the paper's (Appendix B.1), so `{name: vanilla}` or `{name: mat}` is a complete config:
-BERT-style MAT starts at epoch 5 and re-evaluates every 8 epochs; alpha is 0.1 for heads and layers,
+BERT-style MAT starts at the 5th epoch (0-based epoch 4) and re-evaluates every 8 epochs; alpha is 0.1 for heads and layers,
 0.2 for experts and filters; beta is 1e-3, except 1e-6 for filters (VGG). Each method accepts only
 the keys it reads, so a key meant for another method is reported instead of silently ignored.
 """
@@ -20,7 +20,7 @@ VARIANTS = ("paper", "drift")
 DEFAULT_ALPHA = {"head": 0.1, "expert": 0.2, "filter": 0.2, "layer": 0.1}  # Eq. 4, Appendix B.1
 DEFAULT_BETA = {"head": 1.0e-3, "expert": 1.0e-3, "filter": 1.0e-6, "layer": 1.0e-3}  # Eq. 6
 
-_MAT_KEYS = ("alpha", "beta", "start_epoch", "interval")
+_MAT_KEYS = ("alpha", "beta", "start_epoch", "interval", "protect_stopped")
 KEYS = {  # the keys each method reads, besides `name`
     "vanilla": ("protect",),
     "rand": ("protect", "fraction"),
@@ -40,10 +40,15 @@ class MethodConfig:
     variant: str = "paper"  # multirate: "paper" (as MAT describes it) or "drift" (authors' optimizer)
     alpha: dict = field(default_factory=lambda: dict(DEFAULT_ALPHA))  # per kind, Eq. 4
     beta: dict = field(default_factory=lambda: dict(DEFAULT_BETA))  # per kind, Eq. 6
-    start_epoch: int = 5  # first mNTK evaluation = end of warm-up (0-based epochs)
+    # mat: the protecting strategy may keep a module Eq. 6 stopped, so no layer empties (ours: the
+    # paper's "at least one ... in each layer"); false: only modules not stopped (the other reading)
+    protect_stopped: bool = True
+    # 0-based epochs: "starts from the 5th epoch and performs every 8 epochs" (B.1) is epoch 4, 12, ...
+    # (the 1-based-index reading, start_epoch: 5, is one setting away)
+    start_epoch: int = 4  # first mNTK evaluation = end of warm-up
     interval: int = 8  # epochs between mNTK evaluations
     prune_ratio: float = 0.5  # snip / mat_prune: fraction of each kind removed from the forward pass
-    prune_epoch: int = 15  # mat_prune: epoch whose mNTK ranks the modules for pruning (Table 5)
+    prune_epoch: int = 14  # mat_prune: "at the 15th epoch" (B.2), 0-based; its mNTK ranks the modules
 
 
 def _fail(key: str, value: Any, expected: str) -> ValueError:
@@ -96,10 +101,11 @@ def parse_method_config(cfg: Mapping[str, Any] | None) -> MethodConfig:
             raise ValueError(f"method.{key}: not a key of method {name!r}; its keys are {('name', *allowed)}")
 
     out: dict[str, Any] = {"name": name}
-    if "protect" in cfg:
-        if not isinstance(cfg["protect"], bool):
-            raise _fail("protect", cfg["protect"], "true or false")
-        out["protect"] = cfg["protect"]
+    for key in ("protect", "protect_stopped"):
+        if key in cfg:
+            if not isinstance(cfg[key], bool):
+                raise _fail(key, cfg[key], "true or false")
+            out[key] = cfg[key]
     if "fraction" in cfg:
         out["fraction"] = _number("fraction", cfg["fraction"], 0.0, 1.0, lo_open=True, hi_open=False)
     if "k" in cfg:

@@ -50,19 +50,19 @@ def random_subset(partition: Partition, fraction: float, protect: bool, rng: tor
 def protect_best(
     partition: Partition, active: torch.Tensor, candidates: torch.Tensor, scores: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Protecting strategy: in every unit that has a candidate, the candidate with the highest
-    score is active (ties: the first in partition order). Returns (active, protected) where
-    `protected` marks modules that are active only because of this rule."""
+    """Protecting strategy ("at least one head or expert in each layer", Appendix B.1): every unit
+    with no active module gets its candidate with the highest score (ties: the first in partition
+    order). Returns (active, protected) where `protected` marks modules that are active only
+    because of this rule."""
     active = active.clone()
     protected = torch.zeros_like(active)
     for unit in protection_units(partition):
         cands = [i for i in unit if bool(candidates[i])]
-        if not cands:
+        if not cands or any(bool(active[i]) for i in unit):
             continue
         best = max(cands, key=lambda i: (float(scores[i]), -i))
-        if not bool(active[best]):
-            active[best] = True
-            protected[best] = True
+        active[best] = True
+        protected[best] = True
     return active, protected
 
 

@@ -21,11 +21,18 @@ At every evaluation:
   taken as 0 (stop) only if Delta_t == Delta_{t-1} as well (nothing has changed at all, so the
   module is as stalled as a module can be), and as +inf (keep going) otherwise, since any change
   is infinitely large relative to a zero initial variation.
-- Line 14 plus the protecting strategy (Appendix B.1): updated = information and not stopped; then in
-  every layer (protection unit, see `groups.py`) that still has a module not stopped for good and
-  not pruned, the one with the largest lambda_max among those is updated even if nuisance. A
-  nuisance module that is not stopped may become information again at a later evaluation.
+- Line 14 plus the protecting strategy (Appendix B.1, "maintains the gradient of at least one head or
+  expert in each layer"): updated = information and not stopped; then every layer (protection unit,
+  see `groups.py`) left with no updated module gets its largest-lambda_max module that is not
+  pruned, stopped by Eq. 6 or not (`protect_stopped: true`, the default). So with `protect: true` a
+  layer never loses all its modules and the run goes to its step budget. `protect_stopped: false`
+  is the other reading (only modules not stopped are protected): a layer whose modules all stopped
+  stays frozen, and when every layer is, line 2 ends the run. A nuisance module that is not stopped
+  may become information again at a later evaluation.
 - Line 2: training ends (`finished()`) when no module is updated any more.
+
+`evaluation_epochs` lists the epochs of the evaluations so far (t = 0, 1, ...): the run's summary
+records it, since Eq. 6 acts only from the third evaluation on.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class MATPolicy(PolicyBase):
         start_epoch: int,
         interval: int,
         protect: bool,
+        protect_stopped: bool = True,
     ) -> None:
         super().__init__(partition, seed, steps_per_epoch)
         for label, table in (("alpha", alpha), ("beta", beta)):
@@ -67,6 +75,7 @@ class MATPolicy(PolicyBase):
         self.start = start_epoch
         self.interval = interval
         self.protect = protect
+        self.protect_stopped = protect_stopped
         n = self.n
         self._beta_vec = torch.tensor([self.beta[m.kind] for m in partition.modules], dtype=torch.float64)
         # Algorithm 1, line 1: I = M, N = {} -- everything trains during warm-up.
@@ -82,6 +91,7 @@ class MATPolicy(PolicyBase):
         self.delta1 = torch.full((n,), _NAN, dtype=torch.float64)  # Delta_1
         self.ratio = torch.full((n,), _NAN, dtype=torch.float64)  # last Eq. 6 left-hand side
         self.t = -1  # index of the last evaluation; -1 before the first
+        self.evaluation_epochs: list[int] = []  # epoch of evaluation t, for t = 0..self.t
         self.thresholds: dict[str, float] = {}  # lambda_alpha per kind at the last evaluation
         self.observed = -1  # last epoch whose measurement was received
 
@@ -158,6 +168,7 @@ class MATPolicy(PolicyBase):
 
         if temporal:
             self.t += 1
+            self.evaluation_epochs.append(epoch)
             if self.t == 0:
                 self.lam0 = self.lam.clone()  # lambda_max(Theta_0): recorded after warm-up
             delta = (self.lam - self.lam0).abs()  # Algorithm 1, line 8: Delta_t
@@ -179,7 +190,8 @@ class MATPolicy(PolicyBase):
         candidates = live & ~self.stopped
         active = self.information & candidates
         if self.protect:
-            active, self.protected = protect_best(self.partition, active, candidates, self.lam)
+            pool = live if self.protect_stopped else candidates
+            active, self.protected = protect_best(self.partition, active, pool, self.lam)
         else:
             self.protected = torch.zeros(self.n, dtype=torch.bool)
         self.active = active
@@ -195,7 +207,7 @@ class MATPolicy(PolicyBase):
 
     def report(self) -> dict:
         """The last evaluation, for logging: `thresholds` (lambda_alpha per kind, Eq. 4), `evaluation`
-        (t; -1 before the first), `measured_at` (epoch of the eigenvalues) and `modules`, one row per
+        (t; -1 before the first), `evaluation_epochs` (the epoch of each t), `measured_at` (epoch of the eigenvalues) and `modules`, one row per
         module with lambda_max, Delta (Eq. 6), the Eq. 5 split, the stop status and the plan."""
         rows = []
         for i, m in enumerate(self.partition.modules):
@@ -223,6 +235,7 @@ class MATPolicy(PolicyBase):
             "method": self.method,
             "epoch": self.epoch,
             "evaluation": self.t,
+            "evaluation_epochs": list(self.evaluation_epochs),
             "measured_at": self.observed,
             "thresholds": dict(self.thresholds),
             "modules": rows,
@@ -234,11 +247,12 @@ class MATPolicy(PolicyBase):
 
     def _hyper(self) -> dict:
         return {"alpha": self.alpha, "beta": self.beta, "start_epoch": self.start,
-                "interval": self.interval, "protect": self.protect}
+                "interval": self.interval, "protect": self.protect, "protect_stopped": self.protect_stopped}
 
     def _state(self) -> dict:
         state = {name: getattr(self, name) for name in self._TENSORS}
-        state.update(t=self.t, thresholds=dict(self.thresholds), observed=self.observed, hyper=self._hyper())
+        state.update(t=self.t, evaluation_epochs=list(self.evaluation_epochs), thresholds=dict(self.thresholds),
+                     observed=self.observed, hyper=self._hyper())
         return state
 
     def _load_state(self, state: dict) -> None:
@@ -247,5 +261,6 @@ class MATPolicy(PolicyBase):
         for name in self._TENSORS:
             setattr(self, name, state[name])
         self.t = state["t"]
+        self.evaluation_epochs = list(state["evaluation_epochs"])
         self.thresholds = dict(state["thresholds"])
         self.observed = state["observed"]
