@@ -220,8 +220,9 @@ class Trainer:
             self._perm = (epoch, torch.randperm(self.task.n_train, generator=seeds.generator(self.seed, "epoch", epoch)))
         return self._perm[1]
 
-    def _sample(self, epoch: int, purpose: str, size: int) -> torch.Tensor:
-        """`size` training indices drawn for a measurement, a function of (seed, purpose, epoch)."""
+    def _sample(self, epoch: int | str, purpose: str, size: int) -> torch.Tensor:
+        """`size` training indices drawn for a measurement, a function of (seed, purpose, epoch);
+        `epoch` may be a fixed key ("once") for a draw shared by the whole run."""
         gen = seeds.generator(self.seed, purpose, epoch)
         return torch.randperm(self.task.n_train, generator=gen)[: min(size, self.task.n_train)]
 
@@ -251,9 +252,14 @@ class Trainer:
         partitions, on S training inputs drawn from (seed, epoch) (Algorithm 1, line 3); plus the
         heads' attention effective rank on the same inputs. Only the run partition's mNTK, and only
         when the policy asked for it (`for_policy`), is the method's computation; the rest is
-        logging (`mat.flops`: method versus instrumentation)."""
-        index = self._sample(epoch, "mntk", self.ncfg["samples"])
-        inputs = self.task.measure_inputs(index, (self.seed, "mntk-inputs", epoch))
+        logging (`mat.flops`: method versus instrumentation).
+
+        Algorithm 1, line 3: one set {x_i}, i = 1..S, drawn once per run (inputs and MLM masks from
+        the run seed), so Delta_t (Eq. 6) compares the same samples at every evaluation.
+        `ntk.resample: true` draws new ones from (seed, epoch) at every measurement instead."""
+        draw = epoch if self.ncfg["resample"] else "once"
+        index = self._sample(draw, "mntk", self.ncfg["samples"])
+        inputs = self.task.measure_inputs(index, (self.seed, "mntk-inputs", draw))
         measured = []
         chunk, d = self.ncfg["chunk_size"], self.dist
         for part in (self.partition, *self.extra_partitions.values()):
