@@ -1,8 +1,12 @@
 """Algorithm 1, line 3 (and B.1, 'MAT first randomly samples 64 data samples'): one set of S
-inputs, MLM masks included, drawn once per run and reused at every mNTK evaluation."""
+inputs, MLM masks included, drawn once per run and reused at every mNTK evaluation. And each run
+records its MAT evaluations (summary.json, mntk.csv)."""
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import pytest
 import torch
 
@@ -24,6 +28,11 @@ def _measured_inputs(run_config, tmp_path, monkeypatch, **ntk) -> list[torch.Ten
                      train={"batch_size": 32, "max_steps": 12, "eval_every": 12}, ntk={"samples": 4, "top_k": 4, **ntk})
     trainer = Trainer(load_run_config(cfg), tmp_path / "run")
     trainer.run()
+    run = tmp_path / "run"
+    # 12 steps at 3 per epoch: MAT evaluates at the start of epochs 0-3 (t = 0..3)
+    assert json.loads((run / "summary.json").read_text())["mat_evaluations"] == {"count": 4, "epochs": [0, 1, 2, 3]}
+    mntk = pd.read_csv(run / "mntk.csv")
+    assert mntk.groupby("epoch").evaluation.unique().map(list).to_dict() == {0: [0], 1: [1], 2: [2], 3: [3]}
     assert len(seen) >= 2, f"expected at least two MAT evaluations, got {len(seen)}"
     return seen
 

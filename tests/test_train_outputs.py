@@ -20,7 +20,7 @@ METRICS = ["step", "epoch", "split", "loss", "accuracy", "flops_fwd", "flops_bwd
 MODULES = ["epoch", "module", "kind", "layer", "index", "steps_active", "steps", "pruned"]
 TOP_K = 4
 MNTK = (["epoch", "step", "partition", "module", "kind", "layer", "index", "lambda_max", "lambda_min"]
-        + [f"eig_{i}" for i in range(TOP_K)] + ["effective_rank", "threshold", "information", "stopped"])
+        + [f"eig_{i}" for i in range(TOP_K)] + ["effective_rank", "threshold", "information", "stopped", "evaluation"])
 SUMMARY_KEYS = {"config", "seed", "versions", "git_commit", "hardware", "steps", "epochs", "stopped_early", "final",
                 "compute", "wall_seconds"}
 
@@ -123,6 +123,8 @@ def test_each_model_and_method_writes_the_documented_outputs(arch, method, run_c
 
     # summary.json: the resolved config and the results read back from metrics.csv.
     assert summary["config"] == cfg and summary["steps"] == 6 and summary["stopped_early"]["stopped"] is False
+    mat_evals = {"count": epochs, "epochs": list(range(epochs))} if method == "mat" else None
+    assert summary["mat_evaluations"] == mat_evals  # MAT evaluates at the start of every epoch here
     evals = metrics[metrics.split == eval_splits[-1]]
     if arch == "vgg16":
         best = evals.loc[evals.accuracy.idxmax()]

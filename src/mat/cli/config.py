@@ -2,6 +2,9 @@
 
     python -m mat config list  --profile tiny
     python -m mat config write --profile tiny --experiment table1 --method mat --seed 0 --out FILE
+
+`show` and `write` warn (stderr) when the run's schedule gives MAT fewer than 3 mNTK evaluations,
+so that Eq. 6 cannot act (`mat.schedule`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from mat import profiles
+from mat import profiles, schedule
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"python -m mat config {args.action}: missing --{', --'.join(missing)}", file=sys.stderr)
             return 2
         cfg = profiles.run_config(prof, args.experiment, args.method, args.seed)
+        for line in schedule.schedule_warnings(cfg):
+            print(f"warning: {line}", file=sys.stderr)
         if args.action == "show":
             yaml.safe_dump(cfg, sys.stdout, sort_keys=False)
         else:

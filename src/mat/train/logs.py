@@ -16,7 +16,8 @@ from typing import Mapping, Sequence
 METRICS_COLUMNS = ("step", "epoch", "split", "loss", "accuracy")  # + compute columns + wall_seconds
 MODULES_COLUMNS = ("epoch", "module", "kind", "layer", "index", "steps_active", "steps", "pruned")
 MNTK_ID_COLUMNS = ("epoch", "step", "partition", "module", "kind", "layer", "index", "lambda_max", "lambda_min")
-MNTK_REPORT_COLUMNS = ("effective_rank", "threshold", "information", "stopped")
+# `evaluation`: MAT's t (Algorithm 1) when this mNTK was one of its evaluations, else empty
+MNTK_REPORT_COLUMNS = ("effective_rank", "threshold", "information", "stopped", "evaluation")
 
 
 def mntk_columns(top_k: int) -> tuple[str, ...]:

@@ -242,10 +242,12 @@ class Trainer:
         self.policy.start_epoch(epoch)
         # The policy's view (threshold, information, stopped) only where it used this mNTK.
         report = measure.policy_report(self.policy) if "mntk" in wants else {}
+        t = measure.evaluation_at(self.policy, epoch) if "mntk" in wants else None
         for part, eig in measured:
             rep = report if part is self.partition else None
+            own = {"evaluation": t} if part is self.partition else {}
             for row in measure.mntk_rows(eig, part, self.ncfg["top_k"], ranks, rep):
-                self.logs["mntk.csv"].write({"epoch": epoch, "step": self.step, "partition": "+".join(part.kinds), **row})
+                self.logs["mntk.csv"].write({"epoch": epoch, "step": self.step, "partition": "+".join(part.kinds), **row, **own})
 
     def _measure_mntk(self, epoch: int, for_policy: bool):
         """mNTK eigenvalues of every module of the run's partition (first) and of the logged

@@ -92,6 +92,20 @@ def mntk_rows(
     return rows
 
 
+def evaluation_at(policy, epoch: int) -> int | None:
+    """MAT's evaluation index t if the policy evaluated at `epoch` (its report's
+    `evaluation_epochs`), else None; None for policies without an evaluation schedule."""
+    epochs = mat_evaluations(policy)
+    return epochs.index(epoch) if epochs is not None and epoch in epochs else None
+
+
+def mat_evaluations(policy) -> list[int] | None:
+    """The epochs of the policy's mNTK evaluations so far (MAT), or None for a method without them."""
+    report = getattr(policy, "report", None)
+    epochs = report().get("evaluation_epochs") if callable(report) else None
+    return None if epochs is None else [int(e) for e in epochs]
+
+
 def policy_report(policy) -> dict[str, dict]:
     """{module name: the policy's logging view of it} from `policy.report()` (a dict with a
     "modules" list of per-module dicts), or {} for a policy that reports nothing."""

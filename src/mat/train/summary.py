@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from mat.flops import COLUMNS as COMPUTE_COLUMNS
+from mat.train.measure import mat_evaluations
 
 if TYPE_CHECKING:
     from mat.train.loop import Trainer
@@ -93,6 +94,11 @@ def results(metrics: pd.DataFrame) -> dict:
     return out
 
 
+def _mat_evaluations(policy) -> dict | None:
+    epochs = mat_evaluations(policy)
+    return None if epochs is None else {"count": len(epochs), "epochs": epochs}
+
+
 def _publish(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.copyfile(src, tmp)
@@ -119,6 +125,8 @@ def write_summary(trainer: "Trainer") -> dict:
         "epochs": math.ceil(trainer.step / trainer.steps_per_epoch),
         "n_train": trainer.task.n_train,
         "stopped_early": {"stopped": trainer.step < trainer.total_steps, "why": trainer.stopped_reason},
+        # MAT's mNTK evaluations (Algorithm 1): Eq. 6 acts from the third (t >= 2); null for other methods
+        "mat_evaluations": _mat_evaluations(trainer.policy),
         **results(metrics),
         "compute": trainer.meter.totals(),
         "wall_seconds": trainer.wall,
