@@ -125,5 +125,21 @@ def load_experiment(
     return out
 
 
+def mat_evaluations(run_dir: str | Path) -> list[int] | None:
+    """The epochs of MAT's mNTK evaluations in a finished run (summary.json `mat_evaluations`, written
+    by the trainer); None when the run did not record them (another method, or an older run)."""
+    path = Path(run_dir) / "summary.json"
+    try:
+        record = json.loads(path.read_text()).get("mat_evaluations")
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportInputError(f"{path}: cannot read the run's summary: {exc}") from exc
+    if record is None:
+        return None
+    epochs = record.get("epochs") if isinstance(record, dict) else None
+    if not isinstance(epochs, list) or record.get("count") != len(epochs):
+        raise ReportInputError(f"{path}: 'mat_evaluations' is {record!r}; expected {{'count': n, 'epochs': [n epochs]}}")
+    return [int(e) for e in epochs]
+
+
 def pflops(flops: float) -> float:
     return flops / PFLOP if not math.isnan(flops) else math.nan

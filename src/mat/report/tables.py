@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mat.report import lm_table, pruning_table, scaling_table, vision_table
+from mat.report import lm_table, mat_evaluations, pruning_table, scaling_table, vision_table
 from mat.report.io import write_all_atomic
 from mat.report.render import to_csv, to_markdown
 from mat.report.runs import ReportInputError
@@ -48,13 +48,16 @@ def table_target(name: str, profile: dict):
 def build_table(name: str, profile: dict, root: str | Path = ".") -> Table | ComplexityReport:
     """The table as data: a `Table`, or for Table 6 a `complexity_table.ComplexityReport`."""
     if name in APPENDIX_TABLES:
-        return _build_appendix(name, profile, root)
+        table = _build_appendix(name, profile, root)
+        if name == "table6":  # measured here, no runs
+            return table
+        return mat_evaluations.annotate(table, profile, list(table_target(name, profile).experiments), root)
     experiment = table_experiment(name, profile)
     report = profile["experiments"][experiment].get("report") or {}
     if "budgets_pflops" in report or "budget_fractions" in report:
-        return lm_table.build(name, profile, experiment, root)
+        return mat_evaluations.annotate(lm_table.build(name, profile, experiment, root), profile, [experiment], root)
     if "train_accuracy_targets" in report:
-        return vision_table.build(name, profile, experiment, root)
+        return mat_evaluations.annotate(vision_table.build(name, profile, experiment, root), profile, [experiment], root)
     raise ReportInputError(
         f"profile {profile['profile']!r}, experiments.{experiment}.report: expected 'budgets_pflops' or "
         f"'budget_fractions' (a language-model table) or 'train_accuracy_targets' (Table 3), got {sorted(report)}"
