@@ -1,9 +1,11 @@
 """The `method:` block of a run config, validated into a `MethodConfig`.
 
 Defaults are the paper's (Appendix B.1), so `{name: vanilla}` or `{name: mat}` is a complete config:
-BERT-style MAT starts at the 5th epoch (0-based epoch 4) and re-evaluates every 8 epochs; alpha is 0.1 for heads and layers,
-0.2 for experts and filters; beta is 1e-3, except 1e-6 for filters (VGG). Each method accepts only
-the keys it reads, so a key meant for another method is reported instead of silently ignored.
+BERT-style MAT starts at the 5th epoch (0-based epoch 4) and re-evaluates every 8 epochs; mat_prune
+prunes at the 15th (epoch 14); alpha is 0.1 for heads and layers, 0.2 for experts and filters; beta
+is 1e-3, except 1e-6 for filters (VGG). The protecting strategy is on for every method. Each method
+accepts only the keys it reads, so a key meant for another method is reported instead of silently
+ignored.
 """
 
 from __future__ import annotations
