@@ -251,10 +251,10 @@ class Trainer:
 
     def _measure_mntk(self, epoch: int, for_policy: bool):
         """mNTK eigenvalues of every module of the run's partition (first) and of the logged
-        partitions, on S training inputs drawn from (seed, epoch) (Algorithm 1, line 3); plus the
-        heads' attention effective rank on the same inputs. Only the run partition's mNTK, and only
-        when the policy asked for it (`for_policy`), is the method's computation; the rest is
-        logging (`mat.flops`: method versus instrumentation).
+        partitions, on the S training inputs (see below); plus the heads' attention effective rank
+        on the same inputs. Only the run partition's mNTK, and only when the policy asked for it
+        (`for_policy`), is the method's computation; the rest is logging (`mat.flops`: method
+        versus instrumentation).
 
         Algorithm 1, line 3: one set {x_i}, i = 1..S, drawn once per run (inputs and MLM masks from
         the run seed), so Delta_t (Eq. 6) compares the same samples at every evaluation.
