@@ -207,8 +207,9 @@ class MATPolicy(PolicyBase):
 
     def report(self) -> dict:
         """The last evaluation, for logging: `thresholds` (lambda_alpha per kind, Eq. 4), `evaluation`
-        (t; -1 before the first), `evaluation_epochs` (the epoch of each t), `measured_at` (epoch of the eigenvalues) and `modules`, one row per
-        module with lambda_max, Delta (Eq. 6), the Eq. 5 split, the stop status and the plan."""
+        (t; -1 before the first), `evaluation_epochs` (the epoch of each t), `measured_at` (epoch of
+        the eigenvalues) and `modules`, one row per module with lambda_max, Delta (Eq. 6), the Eq. 5
+        split, the stop status and the plan."""
         rows = []
         for i, m in enumerate(self.partition.modules):
             rows.append(
