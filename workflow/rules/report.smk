@@ -1,11 +1,44 @@
-# Tables, figures and the claims check, each made by one rule from the finished runs.
+# Tables, figures and the claims check, each made by one rule from the finished runs. Every result
+# is flagged for Snakemake's HTML report (`snakemake --report results/<profile>/report.html`),
+# grouped by the paper's sections, each with a caption (workflow/report/*.rst includes the caption
+# that `python -m mat report-pages` writes from src/mat/report/report_pages.py).
+from mat.report.report_pages import PAGES, report_names, section, title
+
+REPORT = f"{RESULTS}/report"
+REPORT_NAMES = report_names(PROF)
+# Benchmarks committed under benchmarks/results/ (made by benchmarks/*.py, not by this DAG).
+BENCHMARK_CSVS = sorted(str(p) for p in Path("benchmarks/results").glob("*.csv"))
+
+
+def report_section(wildcards):
+    return section(wildcards.get("table") or wildcards.get("figure") or wildcards.get("page"))
+
+
+def report_title(wildcards):
+    return title(wildcards.get("table") or wildcards.get("figure") or wildcards.get("page"))
+
+
+def result_labels(file_kind):
+    """The report's label columns of one result file: which paper result, which kind of file."""
+
+    def labels(wildcards):
+        return {"result": report_title(wildcards), "file": file_kind}
+
+    return labels
+
+
+def report_targets():
+    """The report's own pages: captions, runs table, front page, the tables as HTML."""
+    pages = [t for t in TABLES] + (["claims"] if TABLES else [])
+    return [f"{REPORT}/front.rst"] + [f"{REPORT}/{p}.html" for p in pages]
 
 
 rule table:
     input:
         runs=experiment_runs_of_table,
     output:
-        csv=f"{RESULTS}/{{table}}.csv",
+        csv=report(f"{RESULTS}/{{table}}.csv", caption="../report/result.rst", category=report_section,
+                   subcategory=report_title, labels=result_labels("data (CSV)")),
         md=f"{RESULTS}/{{table}}.md",
     wildcard_constraints:
         table="table[0-9]+",
@@ -23,9 +56,12 @@ rule figure:
     input:
         runs=figure_inputs,
     output:
-        png=f"{FIGURES}/{{figure}}.png",
-        pdf=f"{FIGURES}/{{figure}}.pdf",
-        csv=f"{FIGURES}/{{figure}}.csv",
+        png=report(f"{FIGURES}/{{figure}}.png", caption="../report/result.rst", category=report_section,
+                   subcategory=report_title, labels=result_labels("figure (PNG)")),
+        pdf=report(f"{FIGURES}/{{figure}}.pdf", caption="../report/result.rst", category=report_section,
+                   subcategory=report_title, labels=result_labels("figure (PDF)")),
+        csv=report(f"{FIGURES}/{{figure}}.csv", caption="../report/result.rst", category=report_section,
+                   subcategory=report_title, labels=result_labels("plotted data (CSV)")),
     params:
         profile=PROFILE,
     log:
@@ -41,7 +77,8 @@ rule claims:
         [f"{RESULTS}/{t}.csv" for t in TABLES],
     output:
         md=f"{RESULTS}/claims.md",
-        csv=f"{RESULTS}/claims.csv",
+        csv=report(f"{RESULTS}/claims.csv", caption="../report/claims.rst", category=section("claims"),
+                   subcategory=title("claims"), labels={"result": title("claims"), "file": "data (CSV)"}),
     params:
         profile=PROFILE,
     log:
@@ -50,3 +87,46 @@ rule claims:
         "../../environment.yml"
     shell:
         "python -m mat claims --profile {params.profile} > {log} 2>&1"
+
+
+rule report_page:
+    """A Markdown table (or the claims check) as an HTML page, so the report shows it."""
+    input:
+        f"{RESULTS}/{{page}}.md",
+    output:
+        report(f"{REPORT}/{{page}}.html", caption="../report/result.rst", category=report_section,
+               subcategory=report_title, labels=result_labels("table (HTML)")),
+    wildcard_constraints:
+        page="table[0-9]+|claims",
+    params:
+        profile=PROFILE,
+    log:
+        f"logs/{PROFILE}/report/{{page}}.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m mat report-pages --profile {params.profile} --page {wildcards.page} > {log} 2>&1"
+
+
+rule report_front:
+    """The report's front page and runs table (from every run's summary.json) and every caption."""
+    input:
+        summaries=[f"{r.dir}/summary.json" for r in RUNS],
+        claims=[f"{RESULTS}/claims.csv"] if TABLES else [],
+        benchmarks=[report(f, caption="../report/benchmarks.rst", category="6 Benchmarks",
+                           labels={"result": Path(f).stem, "file": "data (CSV)"}) for f in BENCHMARK_CSVS],
+    output:
+        captions=[f"{REPORT}/captions/{n}.rst" for n in REPORT_NAMES],
+        front=f"{REPORT}/front.rst",
+        runs_csv=report(f"{REPORT}/runs.csv", caption="../report/runs.rst", category=section("runs"),
+                        subcategory=title("runs"), labels={"result": title("runs"), "file": "data (CSV)"}),
+        runs_html=report(f"{REPORT}/runs.html", caption="../report/runs.rst", category=section("runs"),
+                         subcategory=title("runs"), labels={"result": title("runs"), "file": "table (HTML)"}),
+    params:
+        profile=PROFILE,
+    log:
+        f"logs/{PROFILE}/report/front.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m mat report-pages --profile {params.profile} > {log} 2>&1"
