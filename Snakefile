@@ -27,5 +27,5 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         all_targets(),
-        report_targets(),
+        report_targets(PROF),
     default_target: True

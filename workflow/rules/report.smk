@@ -2,35 +2,19 @@
 # is flagged for Snakemake's HTML report (`snakemake --report results/<profile>/report.html`),
 # grouped by the paper's sections, each with a caption (workflow/report/*.rst includes the caption
 # that `python -m mat report-pages` writes from src/mat/report/report_pages.py).
-from mat.report.report_pages import PAGES, report_names, section, title
+from mat.report.report_pages import (
+    report_names,
+    report_section,
+    report_targets,
+    report_title,
+    result_labels,
+    section,
+    title,
+)
 
 REPORT = f"{RESULTS}/report"
-REPORT_NAMES = report_names(PROF)
 # Benchmarks committed under benchmarks/results/ (made by benchmarks/*.py, not by this DAG).
 BENCHMARK_CSVS = sorted(str(p) for p in Path("benchmarks/results").glob("*.csv"))
-
-
-def report_section(wildcards):
-    return section(wildcards.get("table") or wildcards.get("figure") or wildcards.get("page"))
-
-
-def report_title(wildcards):
-    return title(wildcards.get("table") or wildcards.get("figure") or wildcards.get("page"))
-
-
-def result_labels(file_kind):
-    """The report's label columns of one result file: which paper result, which kind of file."""
-
-    def labels(wildcards):
-        return {"result": report_title(wildcards), "file": file_kind}
-
-    return labels
-
-
-def report_targets():
-    """The report's own pages: captions, runs table, front page, the tables as HTML."""
-    pages = [t for t in TABLES] + (["claims"] if TABLES else [])
-    return [f"{REPORT}/front.rst"] + [f"{REPORT}/{p}.html" for p in pages]
 
 
 rule table:
@@ -38,7 +22,7 @@ rule table:
         runs=experiment_runs_of_table,
     output:
         csv=report(f"{RESULTS}/{{table}}.csv", caption="../report/result.rst", category=report_section,
-                   subcategory=report_title, labels=result_labels("data (CSV)")),
+                   subcategory=report_title, labels=result_labels("table as CSV")),
         md=f"{RESULTS}/{{table}}.md",
     wildcard_constraints:
         table="table[0-9]+",
@@ -78,7 +62,7 @@ rule claims:
     output:
         md=f"{RESULTS}/claims.md",
         csv=report(f"{RESULTS}/claims.csv", caption="../report/claims.rst", category=section("claims"),
-                   subcategory=title("claims"), labels={"result": title("claims"), "file": "data (CSV)"}),
+                   subcategory=title("claims"), labels={"result": title("claims"), "file": "table as CSV"}),
     params:
         profile=PROFILE,
     log:
@@ -95,7 +79,7 @@ rule report_page:
         f"{RESULTS}/{{page}}.md",
     output:
         report(f"{REPORT}/{{page}}.html", caption="../report/result.rst", category=report_section,
-               subcategory=report_title, labels=result_labels("table (HTML)")),
+               subcategory=report_title, labels=result_labels("table")),
     wildcard_constraints:
         page="table[0-9]+|claims",
     params:
@@ -116,12 +100,12 @@ rule report_front:
         benchmarks=[report(f, caption="../report/benchmarks.rst", category="6 Benchmarks",
                            labels={"result": Path(f).stem, "file": "data (CSV)"}) for f in BENCHMARK_CSVS],
     output:
-        captions=[f"{REPORT}/captions/{n}.rst" for n in REPORT_NAMES],
+        captions=[f"{REPORT}/captions/{n}.rst" for n in report_names(PROF)],
         front=f"{REPORT}/front.rst",
         runs_csv=report(f"{REPORT}/runs.csv", caption="../report/runs.rst", category=section("runs"),
-                        subcategory=title("runs"), labels={"result": title("runs"), "file": "data (CSV)"}),
+                        subcategory=title("runs"), labels={"result": title("runs"), "file": "table as CSV"}),
         runs_html=report(f"{REPORT}/runs.html", caption="../report/runs.rst", category=section("runs"),
-                         subcategory=title("runs"), labels={"result": title("runs"), "file": "table (HTML)"}),
+                         subcategory=title("runs"), labels={"result": title("runs"), "file": "table"}),
     params:
         profile=PROFILE,
     log:

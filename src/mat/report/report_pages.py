@@ -151,6 +151,36 @@ def report_names(profile: dict) -> list[str]:
     return names + (["claims"] if tables else []) + ["runs"]
 
 
+def report_targets(profile: dict) -> list[str]:
+    """The report's own pages a pipeline run builds: captions, runs table, front page, tables as HTML."""
+    rep = f"results/{profile['profile']}/report"
+    pages = [n for n in report_names(profile) if n == "claims" or (n in TARGETS and TARGETS[n].kind == "table")]
+    return [f"{rep}/front.rst"] + [f"{rep}/{p}.html" for p in pages]
+
+
+def _result_name(wildcards) -> str:
+    """The result a Snakemake job makes, from its wildcards (table, figure or page)."""
+    return wildcards.get("table") or wildcards.get("figure") or wildcards.get("page")
+
+
+def report_section(wildcards) -> str:
+    """The report category of a job's result (Snakemake calls it with the job's wildcards)."""
+    return section(_result_name(wildcards))
+
+
+def report_title(wildcards) -> str:
+    return title(_result_name(wildcards))
+
+
+def result_labels(file_kind: str):
+    """The report's label columns of one output: which paper result, which kind of file."""
+
+    def labels(wildcards) -> dict[str, str]:
+        return {"result": report_title(wildcards), "file": file_kind}
+
+    return labels
+
+
 def section(name: str) -> str:
     return PAGES[name].section
 
@@ -207,8 +237,9 @@ def caption(profile: dict, name: str) -> str:
                                    if t.kind == "table" for e in t.experiments))
     else:
         exps = tuple(profile["experiments"])
+    what = re.sub(r"^(Table|Figure) \w+: ", "", TARGETS[name].what) if name in TARGETS else ""
     lines = [
-        f"**{title(name)}** -- {_rst_escape(TARGETS[name].what) if name in TARGETS else ''}".rstrip(" -"),
+        f"**{title(name)}** -- {_rst_escape(what)}".rstrip(" -"),
         "",
         f"**Paper's counterpart:** {_rst_escape(page.paper)}",
         "",
@@ -230,7 +261,7 @@ h1, h2, h3 { font-weight: 600; margin: 0.8em 0 0.4em; }
 h3 { font-size: 1.15em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }
-th { background: #f0f2f5; }
+th { background: #f0f2f5; max-width: 11em; font-weight: 600; }
 tr:nth-child(even) td { background: #fafafa; }
 td.r, th.r { text-align: right; white-space: nowrap; }
 code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; }
@@ -366,42 +397,43 @@ def verdict_counts(claims_csv: Path) -> dict[str, int]:
     return counts
 
 
+def runs_by_experiment(rows: list[dict]) -> list[list[str]]:
+    """One row per experiment: runs (methods x seeds), wall time and measured computation."""
+    out = []
+    for exp in dict.fromkeys(r["experiment"] for r in rows):
+        rs = [r for r in rows if r["experiment"] == exp]
+        methods, seeds = len({r["method"] for r in rs}), len({r["seed"] for r in rs})
+        out.append([exp, f"{len(rs)} ({methods} x {seeds})", f"{sum(r['wall_seconds'] for r in rs) / 60:.1f}",
+                    f"{sum(r['pflops_total_noemb'] for r in rs):.3g}"])
+    return out
+
+
 def front_rst(profile: dict, rows: list[dict], claims: dict[str, int] | None) -> str:
+    """The front page's body. The report shows it in a narrow column that does not scroll, so it is
+    kept to one screen: every run is on the Runs page."""
     name = profile["profile"]
     wall = sum(r["wall_seconds"] for r in rows)
     commits = sorted({str(r["git_commit"]) for r in rows})
     out = [
-        f"**Profile** ``{name}``: {_rst_escape(profile.get('description', ''))}. "
-        f"*{_rst_escape(profile_caption(profile))}.* Seeds: {', '.join(map(str, profile['seeds']))}.",
+        f"**Profile** ``{name}``: {_rst_escape(profile.get('description', ''))} "
+        f"(*{_rst_escape(profile_caption(profile))}*). Seeds: {', '.join(map(str, profile['seeds']))}.",
         "",
     ]
     if claims is not None:
         out += [
-            f"**Claims of Sec. 5.1** (`{CLAIMS}`_): "
-            + ", ".join(f"**{k}**: {v}" for k, v in claims.items()) + ".",
+            "**Claims of Sec. 5.1:** " + ", ".join(f"**{k}** {v}" for k, v in claims.items())
+            + f"; each claim with its rule under `{CLAIMS}`_.",
             "",
         ]
     out += [
-        f"**Runs:** {len(rows)} training runs, {wall / 60:.1f} min of training wall time in all, "
-        f"{sum(r['pflops_total_noemb'] for r in rows):.3g} PFLOPs measured.",
-        "",
-        "- **Commit** of the runs: " + ", ".join(f"``{c}``" for c in commits)
+        "- **Commit:** " + ", ".join(f"``{c}``" for c in commits)
         + (" (the runs were trained from different commits)" if len(commits) > 1 else ""),
-        "- **Libraries:** " + _rst_escape(_distinct(rows, "python", "torch", "transformers"))
-        + " (Python / torch / transformers)",
+        "- **Python / torch / transformers:** " + _rst_escape(_distinct(rows, "python", "torch", "transformers")),
         "- **Hardware:** " + _rst_escape(_distinct(rows, "device", "cpu", "gpu")),
+        f"- **Runs:** {len(rows)} training runs, {wall / 60:.1f} min of training wall time, "
+        f"{sum(r['pflops_total_noemb'] for r in rows):.3g} PFLOPs measured; every run under `{RUNS}`_.",
         "",
-        "Tables, figures and the claims check are under the categories in the menu, each with its "
-        "caption: the paper's counterpart, the profile and seeds, and where we differ. "
-        "Every rule's code and software is under Workflow_; the run times under Statistics_.",
-        "",
-        "Runs",
-        "----",
-        "",
-        _rst_table(["experiment", "method", "seed", "steps", "epochs", "wall (s)", "PFLOPs", "of which mNTK"],
-                   [[r["experiment"], method_label(profile, r["experiment"], r["method"]), r["seed"], r["steps"],
-                     r["epochs"], f"{r['wall_seconds']:.1f}", f"{r['pflops_total_noemb']:.3g}",
-                     f"{r['pflops_mntk']:.3g}"] for r in rows]),
+        _rst_table(["experiment", "runs (methods x seeds)", "wall time (min)", "PFLOPs"], runs_by_experiment(rows)),
     ]
     return "\n".join(out)
 
@@ -461,8 +493,65 @@ def write_table_page(profile: dict, page: str, root: str | Path = ".") -> Path:
     return dst
 
 
+# ------------------------------------------------------------------------------------ checking a report
+def expected_results(profile: dict) -> dict[str, str]:
+    """Every file the report must hold for a profile -> the result it belongs to."""
+    name = profile["profile"]
+    res, fig, rep = f"results/{name}", f"paper_figures/{name}", f"results/{name}/report"
+    out: dict[str, str] = {}
+    for n in report_names(profile):
+        if n == "runs":
+            out.update({f"{rep}/runs.csv": n, f"{rep}/runs.html": n})
+        elif n == "claims" or TARGETS[n].kind == "table":
+            out.update({f"{res}/{n}.csv": n, f"{rep}/{n}.html": n})
+        else:
+            out.update({f"{fig}/{n}.{ext}": n for ext in ("png", "pdf", "csv")})
+    return out
+
+
+def _js_value(html_text: str, var: str):
+    m = re.search(rf"^\s*var {var} = (\{{.*\}}|\".*\");\s*$", html_text, flags=re.MULTILINE)
+    if m is None:
+        raise ValueError(f"no `var {var} = ...` in the report: not a Snakemake HTML report?")
+    return json.loads(m.group(1))
+
+
+def check_report(profile: dict, report: str | Path) -> list[str]:
+    """What a user would miss in `snakemake --report` output: every table, figure, the claims check
+    and the runs table, each with its caption, and the front page's profile, claims, commit,
+    versions, hardware and runs. Returns the problems (none: the report is complete)."""
+    text = Path(report).read_text(encoding="utf-8")
+    results, front = _js_value(text, "results"), _js_value(text, "workflow_desc")
+    problems = []
+    for path, n in expected_results(profile).items():
+        entry = results.get(path)
+        if entry is None:
+            problems.append(f"{path} ({title(n)}) is not in the report")
+            continue
+        cap = html.unescape(entry.get("caption") or "")
+        for needed in ("Paper's counterpart", f"Profile: {profile['profile']}", "Where we differ"):
+            if needed not in re.sub(r"<[^>]+>", "", cap):
+                problems.append(f"{path}: its caption lacks {needed!r}")
+        if not entry.get("data_uri"):
+            problems.append(f"{path}: no embedded data")
+    plain = html.unescape(re.sub(r"<[^>]+>", "", front))
+    wanted = [f"{profile['profile']} profile", "Commit", "torch", "Hardware", "wall time (min)"]
+    if "claims" in report_names(profile):
+        wanted.append("Claims of Sec. 5.1")
+    problems += [f"front page lacks {w!r}" for w in wanted if w not in plain]
+    if "System Message" in front or "system-message" in front:
+        problems.append("front page has a reStructuredText error (docutils 'System Message')")
+    n_runs = len(list(profiles.runs(profile)))
+    if f"{n_runs} training runs" not in plain:
+        problems.append(f"front page does not list the profile's {n_runs} training runs")
+    return problems
+
+
 # ------------------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", default=None, metavar="REPORT_HTML",
+                        help="check a built report (snakemake --report ...html) holds every table, "
+                             "figure, the claims and the runs, each with its caption; exit 1 if not")
     parser.add_argument("--page", default=None,
                         help="render one Markdown table (table1, ..., claims) as HTML; "
                              "default: the captions, runs table and front page")
@@ -472,6 +561,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         profile = load(args)
+        if args.check:
+            problems = check_report(profile, args.check)
+            for p in problems:
+                print(f"report {args.check}: {p}", file=sys.stderr)
+            if problems:
+                return 1
+            print(f"{args.check}: every table, figure, the claims and the runs are there, each with its caption")
+            return 0
         if args.page:
             path = write_table_page(profile, args.page, args.root)
         else:
