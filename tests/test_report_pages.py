@@ -93,7 +93,7 @@ def test_pages_front_and_runs_from_summaries(tmp_path, tiny):
     body = html.unescape(_rst_to_html(front + "\n" + targets))
     assert f"{n} training runs" in body and "abc123" in body and "Test CPU" in body
     assert "holds</strong> 1" in body and "inconclusive</strong> 2" in body
-    assert "table7_large" in body  # the per-experiment summary
+    assert "Table 7 (5 experiments)" in body and "Figure 3" in body  # runs summarised per paper result
     assert "<table" in (out / "runs.html").read_text()
 
 
