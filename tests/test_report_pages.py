@@ -82,7 +82,11 @@ def test_pages_front_and_runs_from_summaries(tmp_path, tiny):
     (tmp_path / "results/tiny").mkdir(parents=True, exist_ok=True)
     (tmp_path / "results/tiny/claims.csv").write_text(
         "id,verdict\na,holds\nb,inconclusive\nc,inconclusive\n")
+    (tmp_path / "benchmarks/results").mkdir(parents=True)
+    (tmp_path / "benchmarks/results/speed.csv").write_text("method,seconds\nloop,1.5\nfast,0.25\n")
     out = rp.write_pages(tiny, tmp_path)
+    bench = (out / "benchmarks/speed.html").read_text()
+    assert '<td class="r">0.25</td>' in bench and "<td>loop</td>" in bench
     n = len(list(profiles.runs(tiny)))
     assert sorted(p.name for p in (out / "captions").iterdir()) == sorted(f"{x}.rst" for x in rp.report_names(tiny))
     runs = (out / "runs.csv").read_text().splitlines()

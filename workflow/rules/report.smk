@@ -3,6 +3,7 @@
 # grouped by the paper's sections, each with a caption (workflow/report/*.rst includes the caption
 # that `python -m mat report-pages` writes from src/mat/report/report_pages.py).
 from mat.report.report_pages import (
+    benchmark_csvs,
     report_names,
     report_section,
     report_targets,
@@ -14,7 +15,7 @@ from mat.report.report_pages import (
 
 REPORT = f"{RESULTS}/report"
 # Benchmarks committed under benchmarks/results/ (made by benchmarks/*.py, not by this DAG).
-BENCHMARK_CSVS = sorted(str(p) for p in Path("benchmarks/results").glob("*.csv"))
+BENCHMARK_CSVS = benchmark_csvs()
 
 
 rule table:
@@ -98,10 +99,15 @@ rule report_front:
         summaries=[f"{r.dir}/summary.json" for r in RUNS],
         claims=[f"{RESULTS}/claims.csv"] if TABLES else [],
         benchmarks=[report(f, caption="../report/benchmarks.rst", category="6 Benchmarks",
-                           labels={"result": Path(f).stem, "file": "data (CSV)"}) for f in BENCHMARK_CSVS],
+                           subcategory=Path(f).stem, labels={"result": Path(f).stem, "file": "table as CSV"})
+                    for f in BENCHMARK_CSVS],
     output:
         captions=[f"{REPORT}/captions/{n}.rst" for n in report_names(PROF)],
         front=f"{REPORT}/front.rst",
+        benchmarks=[report(f"{REPORT}/benchmarks/{Path(f).stem}.html", caption="../report/benchmarks.rst",
+                           category="6 Benchmarks", subcategory=Path(f).stem,
+                           labels={"result": Path(f).stem, "file": "table"})
+                    for f in BENCHMARK_CSVS],
         runs_csv=report(f"{REPORT}/runs.csv", caption="../report/runs.rst", category=section("runs"),
                         subcategory=title("runs"), labels={"result": title("runs"), "file": "table as CSV"}),
         runs_html=report(f"{REPORT}/runs.html", caption="../report/runs.rst", category=section("runs"),

@@ -471,6 +471,33 @@ def _runs_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+BENCHMARKS = "benchmarks/results"  # committed CSVs of benchmarks/*.py (not made by the DAG)
+
+
+def benchmark_csvs(root: str | Path = ".") -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in (Path(root) / BENCHMARKS).glob("*.csv"))
+
+
+def csv_to_html(path: Path, page_title: str) -> str:
+    """A CSV file as an HTML table (numbers right-aligned)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+
+    def is_num(x: str) -> bool:
+        try:
+            float(x)
+            return True
+        except ValueError:
+            return False
+
+    head, body = (rows[0], rows[1:]) if rows else ([], [])
+    align = ["---:" if body and all(is_num(r[j]) or not r[j] for r in body if j < len(r)) else "---"
+             for j in range(len(head))]
+    md = [f"### {page_title}", "", "| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
+    md += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
+    return markdown_to_html("\n".join(md) + "\n", page_title)
+
+
 def write_pages(profile: dict, root: str | Path = ".") -> Path:
     """Captions, the runs table and the front page (all or none); returns the folder."""
     root = Path(root)
@@ -484,6 +511,10 @@ def write_pages(profile: dict, root: str | Path = ".") -> Path:
     files[out / "runs.csv"] = _runs_csv(rows)
     files[out / "runs.html"] = markdown_to_html(runs_markdown(profile, rows), f"Runs ({name})")
     files[out / "front.rst"] = front_rst(profile, rows, claims)
+    for csv_path in benchmark_csvs(root):
+        stem = Path(csv_path).stem
+        files[out / "benchmarks" / f"{stem}.html"] = csv_to_html(root / csv_path, f"{stem} ({csv_path})")
+    (out / "benchmarks").mkdir(parents=True, exist_ok=True)
     (out / "captions").mkdir(parents=True, exist_ok=True)
     write_all_atomic(files)
     return out
