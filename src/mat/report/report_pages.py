@@ -29,7 +29,7 @@ from pathlib import Path
 from mat import profiles
 from mat.report.common_cli import add_common_arguments, load
 from mat.report.io import write_all_atomic, write_text_atomic
-from mat.report.labels import method_label, profile_caption, table_title
+from mat.report.labels import method_label, profile_caption, pruning_label, table_title
 from mat.report.runs import PFLOP
 from mat.report.targets import TARGETS, available
 
@@ -137,9 +137,11 @@ PAGES: dict[str, Page] = {
                     "(better, not_worse, about, sooner, missing): a difference within the seeds' "
                     "spread is inconclusive, not a win. Where the paper's text and its tables "
                     "disagree, both are listed.",)),
-    "runs": Page(RUNS, "None: every training run of the profile, from its summary.json.",
-                 ("Wall time is the trainer's own (data loading, training, evaluations and mNTKs); "
-                  "computation is the run's total measured FLOPs without embeddings.",)),
+    "runs": Page(RUNS, "None (ours): every training run of the profile, read from its summary.json.",
+                 ("Wall time is the trainer's own clock (``wall_seconds``): the training steps and the "
+                  "start-of-epoch measurements (mNTK, SNIP), summed across resumes; evaluations and "
+                  "start-up are not in it (Snakemake's job times under Statistics include them). "
+                  "Computation is the run's total measured FLOPs without embeddings.",)),
 }
 TABLE_PAGES = ("claims",)  # Markdown pages besides the tables
 
@@ -197,6 +199,13 @@ def title(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ captions
+def _method(profile: dict, experiment: str, method: str) -> str:
+    """The label the tables use: 'SNIP (50%)' for a pruning baseline, else the paper's row label."""
+    if profile["experiments"][experiment]["methods"][method].get("name") == "snip":
+        return pruning_label(profile, experiment, method)
+    return method_label(profile, experiment, method)
+
+
 def _seeds_line(profile: dict, experiments: tuple[str, ...]) -> str:
     if not experiments:
         return "Seeds: none (no training runs; measured when the pipeline runs)."
@@ -204,7 +213,7 @@ def _seeds_line(profile: dict, experiments: tuple[str, ...]) -> str:
     for exp in experiments:
         runs = list(profiles.runs(profile, [exp]))
         seeds = sorted({r.seed for r in runs})
-        methods = list(dict.fromkeys(method_label(profile, exp, r.method) for r in runs))
+        methods = list(dict.fromkeys(_method(profile, exp, r.method) for r in runs))
         parts.append(f"``{exp}``: {', '.join(methods)} x seeds {', '.join(map(str, seeds))} ({len(runs)} runs)")
     return "Runs: " + "; ".join(parts) + "."
 
@@ -236,7 +245,7 @@ def caption(profile: dict, name: str) -> str:
         exps = tuple(dict.fromkeys(e for t in available(profile["experiments"])
                                    if t.kind == "table" for e in t.experiments))
     else:
-        exps = tuple(profile["experiments"])
+        exps = ()
     what = re.sub(r"^(Table|Figure) \w+: ", "", TARGETS[name].what) if name in TARGETS else ""
     lines = [
         f"**{title(name)}** -- {_rst_escape(what)}".rstrip(" -"),
@@ -244,7 +253,9 @@ def caption(profile: dict, name: str) -> str:
         f"**Paper's counterpart:** {_rst_escape(page.paper)}",
         "",
         f"**Profile:** ``{profile['profile']}`` ({profile_caption(profile)}). "
-        + _rst_escape(_seeds_line(profile, exps)),
+        + (_rst_escape(_seeds_line(profile, exps)) if name != "runs" else
+           f"All {len(list(profiles.runs(profile)))} runs of its {len(profile['experiments'])} experiments; "
+           f"seeds {', '.join(map(str, profile['seeds']))}."),
         "",
         "**Where we differ from the paper:**",
         "",
@@ -447,19 +458,20 @@ def front_rst(profile: dict, rows: list[dict], claims: dict[str, int] | None) ->
 def runs_markdown(profile: dict, rows: list[dict]) -> str:
     """Every run as a Markdown table (rendered as the report's Runs page)."""
     head = ["Experiment", "Method", "Seed", "Steps", "Epochs", "Stopped early", "Wall (s)", "PFLOPs",
-            "of which mNTK", "Device", "Commit"]
+            "of which mNTK", "Commit"]
     lines = [f"### Runs of the {profile['profile']} profile ({profile_caption(profile)})", "",
              "| " + " | ".join(head) + " |",
-             "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | --- |"]
+             "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
     for r in rows:
-        cells = [r["experiment"], method_label(profile, r["experiment"], r["method"]), r["seed"], r["steps"],
+        cells = [r["experiment"], _method(profile, r["experiment"], r["method"]), r["seed"], r["steps"],
                  r["epochs"], "yes" if r["stopped_early"] else "no", f"{r['wall_seconds']:.1f}",
-                 f"{r['pflops_total_noemb']:.3g}", f"{r['pflops_mntk']:.3g}", r["device"], f"`{r['git_commit']}`"]
+                 f"{r['pflops_total_noemb']:.3g}", f"{r['pflops_mntk']:.3g}", f"`{str(r['git_commit'])[:10]}`"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", "Wall time: the trainer's own (training, evaluations, mNTKs). PFLOPs: the run's total "
+    lines += ["", "Wall time: the trainer's own clock (training steps and start-of-epoch mNTK / SNIP "
+              "measurements; not evaluations or start-up). PFLOPs: the run's total "
               "measured computation without embeddings (`flops_total_noemb`); mNTK: the method's own "
-              "mNTK or SNIP measurements, part of the total. All columns, with CPU, GPU and library "
-              "versions: runs.csv."]
+              "mNTK or SNIP measurements, part of the total. Commit: its first 10 characters. Every column, "
+              "with the full commit, device, CPU, GPU and library versions: runs.csv."]
     return "\n".join(lines) + "\n"
 
 
