@@ -453,8 +453,9 @@ def front_rst(profile: dict, rows: list[dict], claims: dict[str, int] | None) ->
             "",
         ]
     out += [
-        "- **Commit:** " + ", ".join(f"``{c}``" for c in commits)
-        + (" (the runs were trained from different commits)" if len(commits) > 1 else ""),
+        "- **Commit:** " + ", ".join(f"``{c}``" for c in commits[:2])
+        + (f" and {len(commits) - 2} more" if len(commits) > 2 else "")
+        + (" (the runs were trained from different commits: see runs.csv)" if len(commits) > 1 else ""),
         "- **Python / torch / transformers:** " + _rst_escape(_distinct(rows, "python", "torch", "transformers")),
         "- **Hardware:** " + _rst_escape(_distinct(rows, "device", "cpu", "gpu")),
         f"- **Runs:** {len(rows)} training runs, {wall / 60:.1f} min of training wall time, "
