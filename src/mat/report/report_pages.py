@@ -8,6 +8,7 @@
 - `<table>.html`, `claims.html`: the Markdown tables rendered as HTML, so the report shows them
   instead of offering a download;
 - `runs.csv`, `runs.html`: one row per training run, read from its `summary.json`;
+- `benchmarks/<name>.html`: the committed `benchmarks/results/*.csv` as tables;
 - `front.rst`: the report's front page (included by `workflow/report/workflow.rst`): the profile,
   the claims verdict counts, the commit, library versions and hardware of the runs, and the runs.
 
