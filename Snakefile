@@ -13,6 +13,11 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+# `snakemake --report results/<profile>/report.html` (after the pipeline): every table, figure and
+# the claims check with its caption; this is its front page.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -22,4 +27,5 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         all_targets(),
+        report_targets(PROF),
     default_target: True
