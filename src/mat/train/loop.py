@@ -307,7 +307,9 @@ class Trainer:
         modules": pruned heads' matmuls, attention scores and gradients no longer run (an index map
         over the kept heads, `mat.backward`; parameter shapes, optimizer state and checkpoints are
         unchanged, so a resumed run calls this again after loading `pruned`). Other kinds stay
-        zeroed but computed (`mat.models.removable_modules`)."""
+        zeroed but computed (`mat.models.removable_modules`). The function is the zeroed model's,
+        but attention dropout now draws masks for the kept heads only, so a pruned run's dropout
+        stream differs from what zeroing alone would have drawn."""
         from mat.models import removable_modules
 
         self.backward.set_removed(self.pruned & removable_modules(self.model, self.partition))
