@@ -99,3 +99,58 @@ def test_run_resumed_across_the_pruning_epoch_ends_with_the_uninterrupted_output
     train(vanilla_cfg, tmp_path / "vanilla")
     fwd = {name: int(pd.read_csv(tmp_path / name / "metrics.csv").flops_fwd.iloc[-1]) for name in ("vanilla", "resumed")}
     assert fwd["vanilla"] - fwd["resumed"] == 2 * 2 * _head_forward_flops(straight, straight.task.n_train)
+
+
+def test_removed_heads_leave_the_gradients_of_the_trained_heads_unchanged():
+    """With heads removed and some kept heads frozen, the active heads' gradients (the partial
+    backward's gather of kept rows/columns) are the zeroed plain model's."""
+    from mat.backward import install_partial_backward
+    from mat.models import build_partition
+
+    torch.manual_seed(0)
+    model = build_model({"arch": "bert", "size": "micro", "vocab_size": 50, "dropout": 0.0, "attn_dropout": 0.0})
+    part = build_partition(model, ["head"])
+    removed = torch.tensor([True, False, False, True])  # layer0.head0, layer1.head1
+    active = torch.tensor([False, False, True, False])  # layer0.head1 frozen, layer1.head0 trained
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for i in removed.nonzero().flatten().tolist():
+            for s in part.modules[i].slices:
+                params[s.param][s.index(params[s.param].dim())] = 0
+    x = torch.randint(0, 50, (3, 16))
+    want = dict(zip(params, torch.autograd.grad(model(x).square().sum(), list(params.values()))))
+
+    pb = install_partial_backward(model, part)
+    pb.set_removed(removed)
+    pb.set_active(active)
+    y = model(x).square().sum()
+    trained = [n for n, p in params.items() if p.requires_grad]
+    got = dict(zip(trained, torch.autograd.grad(y, [params[n] for n in trained])))
+    assert not params["net.bert.encoder.layer.0.attention.self.query.weight"].requires_grad  # nothing active there
+    for i in active.nonzero().flatten().tolist():
+        for s in part.modules[i].slices:
+            idx = s.index(params[s.param].dim())
+            torch.testing.assert_close(got[s.param][idx], want[s.param][idx], rtol=1e-5, atol=1e-6)
+    for name in ("net.bert.embeddings.word_embeddings.weight", "net.bert.encoder.layer.0.intermediate.dense.weight"):
+        torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6)
+
+
+def test_only_heads_of_a_model_that_allows_it_can_be_removed():
+    """BERT's heads can leave the computation; the Switch Transformer's (a per-head relative
+    position bias), its experts and VGG's filters are zeroed only, and removing one is refused."""
+    from mat.backward import install_partial_backward
+    from mat.models import build_partition, removable_modules
+
+    bert = build_model({"arch": "bert", "size": "micro", "vocab_size": 50})
+    assert removable_modules(bert, build_partition(bert, ["head"])).tolist() == [True] * 4
+    assert removable_modules(bert, build_partition(bert, ["layer"])).tolist() == [False] * 2
+    switch = build_model({"arch": "switch", "size": "micro", "vocab_size": 50})
+    vgg = build_model({"arch": "vgg16", "size": "micro"})
+    for model, kinds in ((switch, ["head", "expert"]), (vgg, ["filter"])):
+        part = build_partition(model, kinds)
+        assert not removable_modules(model, part).any()
+        # The partial backward refuses what is not rows/columns of an nn.Linear (an expert's whole
+        # tensors, a filter's conv channel); which heads may go is the model's word, above.
+        pb = install_partial_backward(model, part)
+        with pytest.raises(ValueError, match="cannot be removed"):
+            pb.set_removed(torch.arange(len(part)) == len(part) - 1)
