@@ -154,3 +154,34 @@ def test_only_heads_of_a_model_that_allows_it_can_be_removed():
         pb = install_partial_backward(model, part)
         with pytest.raises(ValueError, match="cannot be removed"):
             pb.set_removed(torch.arange(len(part)) == len(part) - 1)
+
+
+def test_a_layer_with_every_head_pruned_still_computes_the_zeroed_model():
+    """Without the protecting strategy a layer can lose all its heads: it then keeps computing
+    them with zero weights (attention needs one head); the other layer's pruned head is removed."""
+    from mat.backward import install_partial_backward
+    from mat.models import build_partition
+
+    torch.manual_seed(0)
+    model = build_model({"arch": "bert", "size": "micro", "vocab_size": 50}).eval()
+    part = build_partition(model, ["head"])
+    removed = torch.tensor([True, True, True, False])
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for i in removed.nonzero().flatten().tolist():
+            for s in part.modules[i].slices:
+                params[s.param][s.index(params[s.param].dim())] = 0
+    x = torch.randint(0, 50, (3, 16))
+    with torch.no_grad():
+        want = model(x)
+        pb = install_partial_backward(model, part)
+        pb.set_removed(removed)
+        pb.set_active(~removed)
+        widths = []
+        hooks = [model.get_submodule(f"net.bert.encoder.layer.{i}.attention.self.query").register_forward_hook(
+            lambda mod, a, y: widths.append(y.shape[-1])) for i in (0, 1)]
+        got = model(x)
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    assert widths == [16, 8]

@@ -45,7 +45,8 @@ the same function as the zeroed one. Removal is an index map, not a reshaped mod
 (one gather of the kept weights per forward, 0 FLOPs) and reversible. `disabled()` (the
 measurements: mNTK, SNIP, attention ranks) runs the full-width model, pruned heads present with
 zero weights: the same function and the same eigenvalues for every surviving head, but the
-measurement's FLOPs include the zero heads. Only modules whose every slice is rows of an
+measurement's FLOPs include the zero heads. A layer whose every head is pruned (possible only
+without the protecting strategy) keeps computing them with zero weights. Only modules whose every slice is rows of an
 nn.Linear weight/bias or columns of its weight can be removed; the caller says which (heads of a
 model whose attention reshapes with -1 heads, `mat.models.removable_modules`).
 """
@@ -244,7 +245,8 @@ class PartialBackward:
         if torch.equal(removed, self._removed):
             return
         self._removed = removed.clone()
-        self._apply()
+        if not self._disabled:
+            self._apply()
 
     def _apply(self) -> None:
         table = torch.cat([self._active, torch.tensor([True])])  # index -1 (unowned) -> active
@@ -253,6 +255,8 @@ class PartialBackward:
             p.requires_grad_(self._requires_grad[name] and bool(self._active[owner]))
         for name, s in self._sliced.items():
             kept = ~gone[s.owner]
+            if not bool(kept.any()):  # every head of a layer pruned: attention needs one, so that
+                kept = torch.ones_like(kept)  # layer keeps computing them, with their zero weights
             s.keep = None if bool(kept.all()) else kept.nonzero().flatten().to(s.param.device)
             act = table[s.owner][kept]  # active among the kept indices (a removed module is never active)
             n = int(act.sum())
