@@ -24,7 +24,7 @@ the embedding lookups". (The other reading, excluding every use of the embedding
 transformers' `num_parameters(exclude_embeddings=True)`, would also drop the decoder; we do not.)
 
 Cost of counting: the step counts are cached per (batch shape, dtype, device, set of active
-modules) -- FLOPs depend on nothing else -- and each new key costs one extra forward+backward
+modules, set of pruned heads removed from the computation) -- FLOPs depend on nothing else -- and each new key costs one extra forward+backward
 in eval mode (no dropout draws, no BatchNorm statistics, no `.grad` accumulation), so counting
 never changes what the run computes. Dropout and BatchNorm count 0 FLOPs, so eval mode counts the
 same work as train mode (one caveat: with `attn_implementation: sdpa` and attention dropout, torch
@@ -206,6 +206,8 @@ class MeasuredComputeMeter:
         if pb is None:
             active = None  # the decision does not change the work without a partial backward
         key = f"{_shape_key(inputs)}|{_active_key(active)}"
+        if active is not None and bool(pb.removed.any()):  # pruned heads gone: a smaller model
+            key += f"|removed:{_active_key(pb.removed)}"
         if key not in self._steps:
             if pb is None:
                 ctx = contextlib.nullcontext()

@@ -30,6 +30,25 @@ torch.func transform (vmap/grad over functional_call) the replaced forwards run 
 per-sample gradients are exact whatever the active set. For an mNTK computed with plain autograd
 over the model's own parameters, wrap it in `with pb.disabled():` (everything active, original
 `requires_grad` restored, hooks off), or call `pb.remove()`.
+
+Pruned heads leave the computation (`set_removed`, Table 5; Appendix B.2: "pruning methods
+eliminate the forward and backward propagations of pruned modules"). The replaced forward of q, k,
+v and the output projection then multiplies by the KEPT rows (q/k/v weights and biases) and
+columns (output projection) only, gathered with `index_select`: q/k/v come out with fewer heads,
+the attention (which reshapes with -1 heads) forms scores and contexts for the kept heads only,
+and the output projection reads the kept heads' columns. A pruned head's matmuls, attention
+scores, input gradients and weight gradients never run, so FlopCounterMode does not count them.
+The parameters keep their shapes (the gather's backward scatters the kept rows' gradients into a
+full-size zero gradient): the partition, the masked optimizer and its state, checkpoints and resume
+are untouched, and a pruned head's slices stay the zeros the trainer set, so the pruned model is
+the same function as the zeroed one. Removal is an index map, not a reshaped model: exact, cheap
+(one gather of the kept weights per forward, 0 FLOPs) and reversible. `disabled()` (the
+measurements: mNTK, SNIP, attention ranks) runs the full-width model, pruned heads present with
+zero weights: the same function and the same eigenvalues for every surviving head, but the
+measurement's FLOPs include the zero heads. A layer whose every head is pruned (possible only
+without the protecting strategy) keeps computing them with zero weights. Only modules whose every slice is rows of an
+nn.Linear weight/bias or columns of its weight can be removed; the caller says which (heads of a
+model whose attention reshapes with -1 heads, `mat.models.removable_modules`).
 """
 
 from __future__ import annotations
@@ -54,8 +73,9 @@ class _Sliced:
     dim: int
     owner: torch.Tensor  # long [shape[dim]]: owning module per index, -1 = nobody (always trained)
     how: str  # "skip" (custom autograd function) or "zero" (gradient hook)
-    mode: str = "all"  # this step: "all" active, "none" active, or "some"
-    idx: torch.Tensor | None = None  # active indices along dim when mode == "some"
+    mode: str = "all"  # this step: "all" active, "none" active, or "some" (among the kept indices)
+    idx: torch.Tensor | None = None  # active indices along dim when mode == "some", among the kept ones
+    keep: torch.Tensor | None = None  # indices along dim left after removing pruned modules; None: all
     mask: torch.Tensor | None = None  # 0/1 broadcastable mask when mode == "some" and how == "zero"
 
 
@@ -86,6 +106,7 @@ class PartialBackward:
         self._disabled = False
         self._installed = True
         self._active = torch.ones(len(partition), dtype=torch.bool)
+        self._removed = torch.zeros(len(partition), dtype=torch.bool)
         self._requires_grad = {n: params[n].requires_grad for n in partition.param_names}
         self._whole: dict[str, tuple[nn.Parameter, int]] = {}
         self._sliced: dict[str, _Sliced] = {}
@@ -150,17 +171,26 @@ class PartialBackward:
             return w_slot is not None and w_slot.mode == "some" and w_slot.param.requires_grad
 
         def forward(module, x):
-            # Plain op when nothing is partial: autograd (and the fused native backward) then
-            # handle whole-tensor freezing by requires_grad alone.
-            if pb._disabled or not (partial(w) or partial(b)) or _functorch_active():
+            if pb._disabled:
                 return plain(module, x)
             dev = module.weight.device  # indices follow the model if it moved after set_active
+            weight, bias = module.weight, module.bias
+            removing = (w is not None and w.keep is not None) or (b is not None and b.keep is not None)
+            if removing:  # pruned heads removed: the kept rows / columns only (Linear only)
+                if w is not None and w.keep is not None:
+                    weight = weight.index_select(w.dim, w.keep.to(dev))
+                if b is not None and b.keep is not None:
+                    bias = bias.index_select(0, b.keep.to(dev))
+            # Plain op when nothing is partial: autograd (and the fused native backward) then
+            # handle whole-tensor freezing by requires_grad alone.
+            if not (partial(w) or partial(b)) or _functorch_active():
+                return torch.nn.functional.linear(x, weight, bias) if removing else plain(module, x)
             w_idx = w.idx.to(dev) if partial(w) else None
             b_idx = b.idx.to(dev) if partial(b) else None
             if isinstance(module, nn.Conv2d):
                 conv = (module.stride, module.padding, module.dilation)
-                return PartialConv2d.apply(x, module.weight, module.bias, w_idx, b_idx, *conv)
-            return PartialLinear.apply(x, module.weight, module.bias, w.dim if w is not None else 0, w_idx, b_idx)
+                return PartialConv2d.apply(x, weight, bias, w_idx, b_idx, *conv)
+            return PartialLinear.apply(x, weight, bias, w.dim if w is not None else 0, w_idx, b_idx)
 
         return forward
 
@@ -186,12 +216,49 @@ class PartialBackward:
         if not self._disabled:
             self._apply()
 
+    @property
+    def removed(self) -> torch.Tensor:
+        """The per-module mask of modules removed from the computation (a copy)."""
+        return self._removed.clone()
+
+    def set_removed(self, removed: torch.Tensor) -> None:
+        """Remove the modules with `removed[i]` True from the forward and backward passes (pruned
+        heads; module docstring). Removed modules must be frozen (`set_active` False) from then on;
+        their slices should hold zeros, so that `disabled()` computes the same function."""
+        if not self._installed:
+            raise RuntimeError("partial backward: set_removed() after remove()")
+        n = len(self.partition)
+        if not isinstance(removed, torch.Tensor) or removed.dtype != torch.bool or removed.shape != (n,):
+            got = f"{removed.dtype} {tuple(removed.shape)}" if isinstance(removed, torch.Tensor) else type(removed).__name__
+            raise ValueError(f"partial backward: expected a bool tensor of shape ({n},) of removed modules, got {got}")
+        removed = removed.detach().to("cpu")
+        linear = {slot.name for lay in self._layers.values() if type(lay.module) is nn.Linear
+                  for slot in (lay.weight, lay.bias) if slot is not None}
+        for i in torch.nonzero(removed).flatten().tolist():
+            m = self.partition.modules[i]
+            bad = [s.param for s in m.slices if s.param not in linear]
+            if bad:
+                raise ValueError(
+                    f"partial backward: module {m.name!r} cannot be removed from the computation: {bad[0]!r} is not "
+                    "a row or column slice of an nn.Linear (only attention heads can be removed; zero the others)"
+                )
+        if torch.equal(removed, self._removed):
+            return
+        self._removed = removed.clone()
+        if not self._disabled:
+            self._apply()
+
     def _apply(self) -> None:
         table = torch.cat([self._active, torch.tensor([True])])  # index -1 (unowned) -> active
+        gone = torch.cat([self._removed, torch.tensor([False])])  # index -1 (unowned) -> kept
         for name, (p, owner) in self._whole.items():
             p.requires_grad_(self._requires_grad[name] and bool(self._active[owner]))
         for name, s in self._sliced.items():
-            act = table[s.owner]
+            kept = ~gone[s.owner]
+            if not bool(kept.any()):  # every head of a layer pruned: attention needs one, so that
+                kept = torch.ones_like(kept)  # layer keeps computing them, with their zero weights
+            s.keep = None if bool(kept.all()) else kept.nonzero().flatten().to(s.param.device)
+            act = table[s.owner][kept]  # active among the kept indices (a removed module is never active)
             n = int(act.sum())
             s.mode = "all" if n == act.numel() else "none" if n == 0 else "some"
             s.idx = act.nonzero().flatten().to(s.param.device) if s.mode == "some" else None

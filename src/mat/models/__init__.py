@@ -6,7 +6,9 @@ Every model built here honours one contract, which the trainer, the mNTK and the
 - `model.aux_loss()`: the auxiliary loss of the last forward as a scalar tensor (Switch: router
   load-balancing loss, unweighted; others zero);
 - `model.layer_prefixes()`: parameter-name prefixes of the layers (layer-wise mNTK, Figures 2-3);
-- `model.attention_probs(x)` (bert, switch): [layers, B, heads, T, T] in eval mode.
+- `model.attention_probs(x)` (bert, switch): [layers, B, heads, T, T] in eval mode;
+- `model.heads_removable` (bert): True when a head can leave the computation by dropping its q/k/v
+  rows and output-projection columns (pruning, `removable_modules`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from mat.models.bert import build_bert
-from mat.models.partitions import build_partition
+from mat.models.partitions import build_partition, removable_modules
 from mat.models.switch import build_switch
 from mat.models.vgg import build_vgg16
 
@@ -31,4 +33,4 @@ def build_model(cfg: dict) -> torch.nn.Module:
     return ARCHS[cfg["arch"]](cfg)
 
 
-__all__ = ["ARCHS", "build_model", "build_partition"]
+__all__ = ["ARCHS", "build_model", "build_partition", "removable_modules"]

@@ -45,6 +45,11 @@ class BertMLM(nn.Module):
     """`BertForMaskedLM` behind the project's model contract. `x`: LongTensor [B, T] of token ids,
     fixed length, no padding (so no attention mask); returns logits [B, T, vocab]."""
 
+    # A head can leave the computation by dropping its q/k/v rows and output-projection columns
+    # (pruning, Table 5): transformers reshapes q/k/v with `.view(..., -1, head_size)` and the
+    # attention output with `.reshape(..., -1)`, and no other tensor has a per-head axis.
+    heads_removable = True
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config

@@ -53,6 +53,17 @@ _BUILDERS = {
 }
 
 
+def removable_modules(model: torch.nn.Module, partition: Partition) -> torch.Tensor:
+    """Bool [n_modules]: the modules a pruning can remove from the computation (`mat.backward`,
+    `PartialBackward.set_removed`) rather than only zero. Heads of a model that declares
+    `heads_removable` (BERT: transformers reshapes q/k/v with -1 heads and has no other per-head
+    tensor). Not the Switch Transformer's heads (its relative position bias has one row per head),
+    nor filters (the next conv would have to drop the filter's input channel) or experts (the router
+    would have to stop sending tokens): those are zeroed, and still computed, when pruned."""
+    heads = getattr(model, "heads_removable", False) is True
+    return torch.tensor([heads and m.kind == "head" for m in partition.modules], dtype=torch.bool)
+
+
 def build_partition(model: torch.nn.Module, kinds: list[str]) -> Partition:
     """The partition of `model` into modules of the given kinds, concatenated in the order given
     (so `["head", "expert"]` puts heads first). Slices are checked against the model's parameters."""

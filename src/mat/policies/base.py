@@ -26,7 +26,8 @@ class Decision:
     # "same as active". Only Multirate's linear-drift variant moves a module without a new gradient.
     use_grad: torch.Tensor | None = None
     # bool, [n_modules]: modules removed from the forward pass (pruning, Table 5). The trainer zeroes
-    # a pruned module's slices once, and a pruned module is never active again.
+    # a pruned module's slices once, a pruned module is never active again, and pruned heads leave
+    # the computation altogether (`PartialBackward.set_removed`).
     pruned: torch.Tensor | None = None
 
     @classmethod

@@ -161,6 +161,7 @@ class Trainer:
         self.policy.load_state_dict(state["policy"])
         self.meter.load_state_dict(state["meter"])
         self.pruned = state["pruned"].clone()
+        self._remove_pruned()
         self.epoch_active = state["epoch_active"].clone()
         self.epoch_steps = int(state["epoch_steps"])
         loss_sum, steps, correct, count = state["interval"]
@@ -299,13 +300,27 @@ class Trainer:
 
     def _zero_pruned(self, newly: torch.Tensor) -> None:
         """Remove newly pruned modules from the forward pass: their slices become zero, once.
-        They are never active again, so the masked optimizer keeps them at zero."""
+        They are never active again, so the masked optimizer keeps them at zero. Pruned heads also
+        leave the computation (`_remove_pruned`)."""
         with torch.no_grad():
             for i in torch.nonzero(newly).flatten().tolist():
                 for s in self.partition.modules[i].slices:
                     p = self.params[s.param]
                     p[s.index(p.dim())] = 0
         self.pruned |= newly
+        self._remove_pruned()
+
+    def _remove_pruned(self) -> None:
+        """Appendix B.2, "pruning methods eliminate the forward and backward propagations of pruned
+        modules": pruned heads' matmuls, attention scores and gradients no longer run (an index map
+        over the kept heads, `mat.backward`; parameter shapes, optimizer state and checkpoints are
+        unchanged, so a resumed run calls this again after loading `pruned`). Other kinds stay
+        zeroed but computed (`mat.models.removable_modules`). The function is the zeroed model's,
+        but attention dropout now draws masks for the kept heads only, so a pruned run's dropout
+        stream differs from what zeroing alone would have drawn."""
+        from mat.models import removable_modules
+
+        self.backward.set_removed(self.pruned & removable_modules(self.model, self.partition))
 
     def _train_step(self, step: int, epoch: int) -> None:
         """One optimizer step on the epoch's next batch, updating only what the policy decided
