@@ -100,6 +100,7 @@ def test_table5_cells_labels_and_bold(fake):
     # the paper's convergence: the best test loss, compute until then; ours: at the best validation loss
     assert s("snip75", "test_loss").mean == pytest.approx((5.0 + 5.1) / 2)  # seed 1: best test 5.1 at 8 PF
     assert s("snip75", "computation_pflops").mean == pytest.approx(0.010)
+    assert s("snip75", "computation_paper_estimate_pflops").mean == pytest.approx(0.9 * 0.010)  # the paper's accounting
     assert s("snip75", "test_loss_at_best_valid").mean == pytest.approx((5.0 + 5.2) / 2)  # best valid at 12 PF
     assert s("snip75", "computation_at_best_valid_pflops").mean == pytest.approx(0.012)
     assert s("vanilla", "test_loss").mean == pytest.approx((4.1 + 3.9) / 2)
@@ -155,6 +156,8 @@ def test_table7_per_size_computation_overhead_and_saving(fake):
         assert r.cells["saving_pct"].summary.mean == pytest.approx(100 * (1 - 24 / 30))
         assert r.extra["overhead_pct_of_mat"] == pytest.approx(100 * 3 / 24)
         # ours beside: until the best validation loss (MAT: the 2nd evaluation)
+        assert r.cells["mat_paper_pflops"].summary.mean == pytest.approx(0.9 * 24 * f * PF / 1e15)
+        assert r.cells["saving_paper_pct"].summary.mean == pytest.approx(100 * (1 - 24 / 30))
         assert r.cells["mat_at_best_valid_pflops"].summary.mean == pytest.approx(16 * f * PF / 1e15)
         assert r.cells["saving_at_best_valid_pct"].summary.mean == pytest.approx(100 * (1 - 16 / 30))
         assert math.isnan(r.cells["vanilla_pflops"].summary.std)  # one seed: no spread
