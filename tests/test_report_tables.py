@@ -251,3 +251,26 @@ def test_summary_and_formatting():
     assert fmt_pm(Summary(16.5, 0.123, 2), 4, "g") == "16.50 ± 0.12"
     assert fmt_pm(Summary(9.084e-4, 7.3e-5, 2), 4, "g") == "(9.084 ± 0.730)e-04"
     assert fmt_pm(Summary(3.0, math.nan, 1), 2) == "3.00"
+
+
+def test_earlier_readings_are_config_options(tmp_path):
+    profile = write_profile(tmp_path / "profiles", experiments=("table1", "table3"))
+    write_all_runs(tmp_path, profile)
+    text = (tmp_path / "profiles/fake.yaml").read_text()
+    text = text.replace("report: {budget_fractions", "report: {budget_readout: last_before, budget_fractions")
+    text = text.replace("report: {train_accuracy_targets", "report: {train_accuracy_readout: log_window, train_accuracy_targets")
+    (tmp_path / "profiles/fake.yaml").write_text(text)
+    from mat import profiles
+
+    profile = profiles.load_profile("fake", tmp_path / "profiles")
+    t1 = build_table("table1", profile, tmp_path)
+    # the last evaluation at or below 22 PF: 4.0 (20 PF) and 5.2 (12 PF)
+    assert t1.row("vanilla").cells["val_loss_at_b1"].summary.mean == pytest.approx(4.6)
+    assert t1.shared["budget_readout"] == "last_before"
+    t3 = build_table("table3", profile, tmp_path)
+    # the first log window reaching 90%: 15 and 10 PF
+    assert t3.row("vanilla").cells["pflops_to_train_acc_90"].summary.mean == pytest.approx(0.0125)
+    assert "Computation until train acc ≥ 90% (PFLOPs)" in to_markdown(t3)
+    (tmp_path / "profiles/fake.yaml").write_text(text.replace("budget_readout: last_before", "budget_readout: nearest"))
+    with pytest.raises(ReportInputError, match="budget_readout: 'nearest'; expected one of"):
+        build_table("table1", profiles.load_profile("fake", tmp_path / "profiles"), tmp_path)

@@ -47,7 +47,7 @@ def build(name: str, profile: dict, experiment: str, root) -> Table:
     runs = load_runs(profile, experiment, root)
     readout = train_readout(profile, experiment)
     columns = [
-        Column(target_key(t), f"Computation until train acc ≥ {t * 100:g}% (PFLOPs)", digits=4, style="g")
+        Column(target_key(t), f"Computation until train acc {'=' if readout == 'epoch' else '≥'} {t * 100:g}% (PFLOPs)", digits=4, style="g")
         for t in targets
     ]
     columns += [
