@@ -98,7 +98,15 @@ def test_meter_columns_and_partial_backward_saving():
     assert both["flops_bwd"] - full["flops_bwd"] == full["flops_bwd"] - saved
     assert both["flops_total"] == both["flops_fwd"] + both["flops_bwd"] + both["flops_mntk"]
     assert both["flops_total_noemb"] == both["flops_total"]  # lookups count 0; the decoder stays
-    assert both["flops_paper_estimate"] == 3 * 2 * fwd
+    assert both["flops_paper_dense"] == 3 * 2 * fwd  # DeepSpeed's estimator: blind to freezing
+    # The paper's accounting applied to freezing: a frozen head's backward is left out entirely.
+    # One head's forward: 4 projections' d of H rows/columns, plus its Q K^T and A V.
+    b, t, h, heads = 2, 16, c.hidden_size, c.num_attention_heads
+    d = h // heads
+    head_fwd = 4 * 2 * b * t * d * h + 2 * b * t * t * 2 * d
+    frozen = c.num_hidden_layers * (heads // 2) * head_fwd
+    assert full["flops_paper_estimate"] == 3 * fwd
+    assert both["flops_paper_estimate"] == 3 * fwd + fwd + 2 * (fwd - frozen)
     assert set(both) == set(COLUMNS)
     assert torch.equal(pb.active, torch.ones(len(part), dtype=torch.bool))  # counting restored the set
 
@@ -128,6 +136,35 @@ def test_counting_changes_no_state():
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k  # BatchNorm running statistics untouched
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_paper_estimate_leaves_out_frozen_filters_and_experts():
+    """Every filter frozen: only the classifier's backward is left (forward + 2 x classifier);
+    every expert of a Switch model frozen: 2 x the experts' FFN forward is left out."""
+    torch.manual_seed(0)
+    vgg = build_model({"arch": "vgg16", "size": "micro"})
+    meter, part, _ = _meter_with_pb(vgg, ["filter"])
+    x = torch.randn(2, 3, 32, 32)
+    with flop_counter() as counter:
+        vgg.eval()(x)
+    per_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+    convs = sum(v for k, v in per_module.items() if k.endswith(".conv"))
+    fwd = per_module["Global"]
+    assert sum(meter.module_forward(x)) == convs  # the filters of a conv share its FLOPs exactly
+    meter.step(x, Decision(torch.zeros(len(part), dtype=torch.bool), torch.ones(len(part))))
+    t = meter.totals()
+    assert t["flops_paper_estimate"] == fwd + 2 * (fwd - convs) < t["flops_paper_dense"] == 3 * fwd
+
+    switch = build_model({"arch": "switch", "size": "micro", "vocab_size": VOCAB})
+    meter, part, _ = _meter_with_pb(switch, ["expert"])
+    x = _tokens(2, 12)
+    experts = sum(meter.module_forward(x))
+    assert experts > 0
+    none = Decision(torch.zeros(len(part), dtype=torch.bool), torch.ones(len(part)))
+    meter.step(x, none)
+    t = meter.totals()
+    fwd = t["flops_fwd"]
+    assert t["flops_paper_estimate"] == 3 * fwd - 2 * experts
 
 
 class _SpyCounter:
@@ -242,7 +279,7 @@ def test_noemb_excludes_exactly_the_embedding_modules():
     top = 2 * 5 * 16 * 4  # forward; its backward: weight and input gradients
     assert t["flops_total"] == stem + top + stem + 2 * top
     assert t["flops_total_noemb"] == top + 2 * top
-    assert t["flops_paper_estimate"] == 3 * top
+    assert t["flops_paper_estimate"] == t["flops_paper_dense"] == 3 * top
 
 
 def test_bert_embeddings_are_lookups_and_decoder_is_kept():

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mat import profiles
 from mat.__main__ import main
 from mat.report import analysis_figures as af
 from mat.report import head_training_figure as ht
@@ -89,8 +90,14 @@ def _fake_runs(root):
                                lambda_min=0.0 if (l, e) == (1, 2) else 2.0) for e in range(3) for l in (0, 1)]
         write_run(root, "table1", "vanilla", seed, evaluations([10, 20, 30], [5, 4, 3], [5, 4, 3]),
                   module_rows({f"h{k}": [(10, 10, False)] * 3 for k in range(4)}), head_rows + layer_rows)
-        write_run(root, "table1", "mat", seed, evaluations([10, 20, 30], [5, 4, 3], [5, 4, 3]),
-                  module_rows(SEED0 if seed == 0 else SEED1))
+        # MAT: a warm-up epoch 0 (every head trains), then its first evaluation (rows with a threshold) at
+        # epoch 1; a logging-only mNTK at epoch 0 carries no threshold
+        spec = SEED0 if seed == 0 else SEED1
+        warm = {h: [(9, 9, False)] + per_epoch for h, per_epoch in spec.items()}
+        mods = module_rows(warm)
+        evals = [{**mntk_row(e, 9 * e, "head", f"layer0.head{i}", 0, i, [1.0, 0.5]), "threshold": 0.7 if e else ""}
+                 for e in range(6) for i in range(4)]
+        write_run(root, "table1", "mat", seed, evaluations([10, 20, 30], [5, 4, 3], [5, 4, 3]), mods, evals)
         # overfit: valid lowest at step 30 on the mean of seeds; train falls throughout
         valid = [5.0, 4.0, 3.0 + 0.1 * seed, 3.3, 3.6]
         metrics = [metric_row(s, "train", 6.0 - 0.1 * s, s) for s in range(5, 55, 5)]
@@ -164,9 +171,18 @@ def test_fig4_and_fig5_data(fake):
     bins = f4.data[f4.data.kind == "bin"]
     assert bins["count"].sum() == 6 and bins[bins.left >= 0.1 - 1e-12]["count"].sum() == 3
     assert "of S = 8 each (mntk.csv keeps the top 3; the smallest 5 per head are not in this histogram)" in f4.subtitle
-    f5 = af.build("fig5", profile, root)
+    f5 = af.build("fig5", profile, root)  # the warm-up epoch 0 is not counted: heads can show 0
+    assert f5.facts["first_epochs"] == {0: 1, 1: 1}
     assert f5.facts["share_never_updated"] == 0.25 and f5.facts["heads"] == 8
     assert f5.data[f5.data.kind == "bin"]["heads"].tolist() == [2, 0, 2, 0, 1, 0, 1, 0, 0, 2]
+    assert "from its first evaluation on" in f5.title and "warm-up" in f5.subtitle
+    # the other reading, every epoch: one more epoch each, in which every head trained
+    (root / "profiles/fake.yaml").write_text((root / "profiles/fake.yaml").read_text().replace(
+        "report: {budget_fractions", "report: {fig5_epochs: all, budget_fractions"))
+    every = af.build("fig5", profiles.load_profile("fake", root / "profiles"), root)
+    assert every.facts["share_never_updated"] == 0.0
+    assert sorted(every.data[every.data.kind == "head"]["share"]) == pytest.approx(sorted(
+        (k + 1) / 6 for k in (5, 1, 0, 2, 1, 0, 3, 5)))
 
 
 def test_every_figure_draws_and_fig5_writes_png_pdf_csv(fake, capsys):

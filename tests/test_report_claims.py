@@ -87,14 +87,20 @@ def test_claims_on_hand_made_tables(built):
     root, profile = built
     res = {r.claim.id: r for r in evaluate(profile, root)}
     assert len(res) == len(CLAIMS)
-    # MAT test loss 2.85 ± 0.071 vs vanilla 3.1 ± 0.141, rand 3.75, multirate 3.55: beyond the spreads
+    # the paper's convergence (best test loss): MAT 2.85 ± 0.071 vs vanilla 3.05 ± 0.071, rand 3.75,
+    # multirate 3.55: beyond the spreads
     assert res["table1_test_best"].verdict == v.HOLDS
-    assert res["table1_reach"].verdict == v.HOLDS  # MAT at budget 1: 3.1; vanilla at budget 3: 3.6
-    # 1 - exp(2.85 - 3.1) = 22.1%, range 8.8% to 33.5% overlaps 11.25-18.75%
-    assert res["table1_test_ppl"].verdict == v.HOLDS and res["table1_test_ppl"].ours.startswith("22.1%")
-    # MAT at budget 2 (2.95 ± 0.07) vs multirate (3.8 ± 0.14) and the rest: holds
-    assert res["table1_val_best_b2"].verdict == v.HOLDS
+    assert res["table1_reach"].verdict == v.HOLDS  # MAT at budget 1: 2.99; vanilla at budget 3: 3.40
+    # 1 - exp(2.85 - 3.05) = 18.1%, range 9.5% to 25.9% overlaps 11.25-18.75%
+    assert res["table1_test_ppl"].verdict == v.HOLDS and res["table1_test_ppl"].ours.startswith("18.1%")
+    # budget 2 lies past the end of MAT's seed 0: one seed has a value, nothing is decided
+    assert res["table1_val_best_b2"].verdict == v.UNSURE and "1/2 seeds" in res["table1_val_best_b2"].note
+    assert res["table1_val_best_b1"].verdict == v.HOLDS
     assert "0.7 × vanilla" in res["table1_val_best_b2"].text and "paper: 15 PFLOPs" in res["table1_val_best_b2"].text
+    # computation claims judged twice: measured, and on the paper's accounting (0.9 x here)
+    acc = res["table1_compute_least_paper_accounting"]
+    assert acc.claim.key == "computation_paper_estimate_pflops" and acc.verdict == res["table1_compute_least"].verdict
+    assert acc.ours.startswith("MAT 0.0252") and acc.paper_table == res["table1_compute_least"].paper_table
     assert res["table2_test_ppl"].verdict == v.NOT_RUN  # the profile has no table2
     assert res["table3_faster_95"].verdict == v.UNSURE  # the fake profile's targets are 90% and 99%
     assert "pflops_to_train_acc_95" in res["table3_faster_95"].note

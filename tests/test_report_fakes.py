@@ -75,7 +75,7 @@ VISION_RUNS = {
 }
 
 COLUMNS = ("step", "epoch", "split", "loss", "accuracy", "flops_fwd", "flops_bwd", "flops_mntk", "flops_total",
-           "flops_total_noemb", "flops_paper_estimate", "wall_seconds")
+           "flops_total_noemb", "flops_paper_estimate", "flops_paper_dense", "wall_seconds")
 
 
 def write_profile(profile_dir: Path, name: str = "fake", experiments=("table1", "table2", "table3")) -> dict:
@@ -90,7 +90,7 @@ def _row(step: int, split: str, loss: float, accuracy: float, flops_pf: float) -
     # the paper's estimator differs from the measured count (here: 0.9 x), so the tests can tell them apart
     return {"step": step, "epoch": step // 100, "split": split, "loss": loss, "accuracy": accuracy,
             "flops_fwd": f / 3, "flops_bwd": 2 * f / 3, "flops_mntk": 0, "flops_total": 1.1 * f,
-            "flops_total_noemb": f, "flops_paper_estimate": 0.9 * f, "wall_seconds": step * 0.01}
+            "flops_total_noemb": f, "flops_paper_estimate": 0.9 * f, "flops_paper_dense": f, "wall_seconds": step * 0.01}
 
 
 def lm_rows(flops, valid, test) -> list[dict]:
@@ -104,8 +104,10 @@ def lm_rows(flops, valid, test) -> list[dict]:
 
 
 def vision_rows(train_f, train_acc, test_f, test_acc) -> list[dict]:
-    rows = [_row(int(f), "train", 1 - a, a, f) for f, a in zip(train_f, train_acc)]
-    rows += [_row(int(f), "test", 1 - a, a, f) for f, a in zip(test_f, test_acc)]
+    """One train row per epoch (its mean accuracy), at the epoch's end; test rows at some of them."""
+    rows = [{**_row(int(f), "train", 1 - a, a, f), "epoch": i} for i, (f, a) in enumerate(zip(train_f, train_acc))]
+    epoch_of = {r["step"]: r["epoch"] for r in rows}
+    rows += [{**_row(int(f), "test", 1 - a, a, f), "epoch": epoch_of.get(int(f), 0)} for f, a in zip(test_f, test_acc)]
     return sorted(rows, key=lambda r: (r["step"], r["split"] != "train"))
 
 

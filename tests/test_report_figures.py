@@ -65,7 +65,7 @@ def test_curves_table1_files_and_budget_lines(fake):
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths["pdf"].read_bytes()[:5] == b"%PDF-"
     df = pd.read_csv(paths["csv"])
     budgets = df[df.kind == "budget"]
-    assert budgets.pflops.tolist() == pytest.approx([0.0195, 0.0273, 0.0351])  # the table's budgets
+    assert budgets.pflops.tolist() == pytest.approx([0.022, 0.0308, 0.0396])  # the table's budgets (vanilla at its best test loss)
     mat = df[(df.kind == "curve") & (df.method == "mat")]
     assert mat.pflops.max() == pytest.approx(0.024)  # MAT seed 0 ended at 24 PF: no extrapolation
     assert set(df[df.kind == "curve"].method) == {"vanilla", "rand", "multirate", "mat"}
@@ -73,7 +73,7 @@ def test_curves_table1_files_and_budget_lines(fake):
     fig = draw(fd)
     try:
         dotted = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == ":"]
-        assert sorted(ln.get_xdata()[0] for ln in dotted) == pytest.approx([0.0195, 0.0273, 0.0351])
+        assert sorted(ln.get_xdata()[0] for ln in dotted) == pytest.approx([0.022, 0.0308, 0.0396])
     finally:
         plt.close(fig)
 

@@ -2,7 +2,13 @@
 
 From `modules.csv` of the table1 MAT runs: a head counts as trained in an epoch when it was updated
 in at least one step of it (steps_active > 0); its share is that count over the epochs the run
-trained (the epochs in its modules.csv; a run MAT stopped early has fewer). Heads of all seeds are
+trained from MAT's first evaluation on (the epochs in its modules.csv from that one; a run MAT
+stopped early has fewer). Before its first mNTK evaluation MAT trains every head (warm-up), so
+counting those epochs would leave no head at 0 and make "approximately 20% of the heads were never
+updated" impossible to observe; the figure counts the epochs in which MAT decides. The first
+evaluation's epoch is read from the run's mntk.csv: the first epoch with rows carrying the policy's
+`threshold` (Eq. 4), so it holds whatever the schedule's epoch numbering. The other reading, every
+epoch of the run, is `report.fig5_epochs: all` in the table1 experiment. Heads of all seeds are
 pooled. The paper's three observations are recomputed from the data: the share of heads trained in
 at most 20% of the epochs ("more than half"), the average share ("34%"), and the share of heads
 never updated ("approximately 20%").
@@ -15,15 +21,41 @@ import pandas as pd
 
 from mat.report.analysis_figures import AnalysisFigure, finish, style
 from mat.report.labels import profile_caption
-from mat.report.run_logs import load_runs, read_modules
+from mat.report.run_logs import load_runs, read_mntk, read_modules
 from mat.report.runs import ReportInputError
 
 RARE = 0.2  # "trained ... in only 20% of the epochs"
 BINS = np.linspace(0.0, 1.0, 11)  # shares of epochs, 10 bins; the last one includes 1.0
+EPOCHS = ("from_first_evaluation", "all")  # report.fig5_epochs: which epochs a share counts
 
 
-def epochs_trained(modules: pd.DataFrame, kind: str = "head") -> pd.DataFrame:
-    """Per module of `kind`: epochs with steps_active > 0, epochs of the run, and their ratio."""
+def first_evaluation_epoch(run_dir) -> int:
+    """The epoch of MAT's first mNTK evaluation: the first in mntk.csv with the policy's threshold."""
+    mntk = read_mntk(run_dir)
+    thr = pd.to_numeric(mntk["threshold"], errors="coerce") if "threshold" in mntk.columns else pd.Series(dtype=float)
+    decided = mntk.loc[thr.notna(), "epoch"] if not thr.empty else pd.Series(dtype=int)
+    if decided.empty:
+        raise ReportInputError(
+            f"{run_dir}/mntk.csv: no rows with the policy's 'threshold'; Figure 5 counts the epochs from MAT's "
+            f"first evaluation (or set report.fig5_epochs: all in the table1 experiment to count every epoch)"
+        )
+    return int(decided.min())
+
+
+def epochs_option(profile: dict) -> str:
+    value = (profile["experiments"]["table1"].get("report") or {}).get("fig5_epochs", EPOCHS[0])
+    if value not in EPOCHS:
+        raise ReportInputError(f"profile {profile['profile']!r}, experiments.table1.report.fig5_epochs: {value!r}; expected one of {list(EPOCHS)}")
+    return value
+
+
+def epochs_trained(modules: pd.DataFrame, kind: str = "head", first_epoch: int | None = None) -> pd.DataFrame:
+    """Per module of `kind`: epochs with steps_active > 0, epochs of the run, and their ratio; only the
+    epochs from `first_epoch` on when given (MAT's first evaluation)."""
+    if first_epoch is not None:
+        modules = modules[modules["epoch"] >= first_epoch]
+        if modules.empty:
+            raise ReportInputError(f"modules.csv: no epochs from epoch {first_epoch} (MAT's first evaluation) on")
     rows = modules[modules["kind"] == kind]
     if rows.empty:
         raise ReportInputError(f"modules.csv: no modules of kind {kind!r} (kinds: {sorted(set(modules['kind']))})")
@@ -62,7 +94,10 @@ def fig5(profile: dict, root) -> AnalysisFigure:
     runs = load_runs(root, profile, "table1")
     if "mat" not in runs:
         raise ReportInputError(f"experiment 'table1' has no method 'mat'; it has {sorted(runs)}")
-    per_head = pd.concat([epochs_trained(read_modules(r.dir)).assign(seed=r.seed) for r in runs["mat"]], ignore_index=True)
+    counted = epochs_option(profile)
+    firsts = {r.seed: first_evaluation_epoch(r.dir) if counted == "from_first_evaluation" else None for r in runs["mat"]}
+    per_head = pd.concat([epochs_trained(read_modules(r.dir), first_epoch=firsts[r.seed]).assign(seed=r.seed)
+                          for r in runs["mat"]], ignore_index=True)
     obs = observations(per_head["share"])
     hist = histogram(per_head["share"])
     data = pd.concat([
@@ -74,10 +109,14 @@ def fig5(profile: dict, root) -> AnalysisFigure:
     data = data[cols]
     seeds = [r.seed for r in runs["mat"]]
     epochs = sorted(per_head["epochs"].unique())
-    title = f"Figure 5: share of epochs in which MAT trained each attention head (BERT)\n{profile_caption(profile)}"
+    when = " from its first evaluation on" if counted == "from_first_evaluation" else ", warm-up included"
+    title = f"Figure 5: share of epochs{when} in which MAT trained each attention head (BERT)\n{profile_caption(profile)}"
+    since = ("epochs from MAT's first evaluation on (epoch " + "/".join(str(firsts[s]) for s in seeds) + "; the warm-up "
+             "epochs before it, when every head trains, are not counted)" if counted == "from_first_evaluation"
+             else "every epoch of the run, warm-up included (report.fig5_epochs: all)")
     sub = (f"table1 mat runs, seeds {seeds}, {obs['heads']} heads pooled; a head is trained in an epoch when at least one "
-           f"step updated it (modules.csv steps_active > 0); share = such epochs / epochs the run trained ({'/'.join(map(str, epochs))}).")
-    return AnalysisFigure("fig5", title, sub, data, _draw5, obs)
+           f"step updated it (modules.csv steps_active > 0); share = such epochs / {since} ({'/'.join(map(str, epochs))} epochs).")
+    return AnalysisFigure("fig5", title, sub, data, _draw5, {**obs, "first_epochs": firsts, "epochs_counted": counted})
 
 
 def observation_lines(obs: dict) -> list[str]:

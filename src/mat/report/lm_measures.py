@@ -1,24 +1,29 @@
-"""What Tables 1 and 2 measure in one language-model run (Sec. 5 "Evaluation Measure").
+"""What Tables 1, 2, 5 and 7 measure in one language-model run (Sec. 5 "Evaluation Measure").
 
-- Validation loss at a compute budget: the last evaluation whose cumulative compute is within the
-  budget (training efficiency: "the validation error ... after a certain number of FLOPs").
-- Test loss at convergence: the test loss at the evaluation with the best validation loss (the
-  test set is never used to pick the point).
-- Computation: the cumulative compute at that evaluation ("the FLOPs used until achieving the best
-  test loss"), without embeddings as the paper reports, and by the paper's estimator beside it.
+- Validation loss at a compute budget: read at the budget on the line between the two evaluations
+  around it (`readouts`; training efficiency: "the validation error ... after a certain number of
+  FLOPs"). A budget past the run's last evaluation is not read: the run ended before it.
+- Convergence, as the paper defines it (Table 1/2 caption: "Computation refers to the FLOPs model
+  used until achieving best test loss"): the evaluation with the best TEST loss, its test loss and
+  the cumulative compute until it. `PICKS["test"]`.
+- Convergence as we would pick it (ours, shown beside the paper's): the evaluation with the best
+  VALIDATION loss, so that the test set does not choose the point. `PICKS["valid"]`.
+Compute is without embeddings as the paper reports (`flops_total_noemb`), and by the paper's
+accounting beside it (`flops_paper_estimate`, `mat.flops`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
 
+from mat.report.readouts import AFTER_LAST, BEFORE_FIRST, READOUTS, value_at
 from mat.report.runs import ReportInputError, RunMetrics
 
 COMPUTE = "flops_total_noemb"  # the paper's "FLOPs ... per GPU without embedding"
-COMPUTE_PAPER = "flops_paper_estimate"  # forward measured, backward = 2 x forward (DeepSpeed)
+COMPUTE_PAPER = "flops_paper_estimate"  # the paper's accounting: backward = 2 x forward of updated modules
+PICKS = {"test": "best test loss (the paper's definition)", "valid": "best validation loss (ours)"}
 
 
 @dataclass(frozen=True)
@@ -32,42 +37,51 @@ class Convergence:
 
 @dataclass(frozen=True)
 class AtBudget:
-    loss: float  # NaN when no evaluation lies within the budget
-    step: int | None
-    ended_early: bool  # the run stopped before spending the budget (MAT, Algorithm 1 line 2)
+    loss: float  # NaN when the budget is not inside the run's evaluations
+    ended_early: bool  # the budget lies past the run's last evaluation (MAT, Algorithm 1 line 2)
+    before_first: bool = False  # the budget lies before the run's first evaluation
 
 
-def convergence(run: RunMetrics) -> Convergence:
-    """The evaluation with the lowest validation loss (the earliest on ties) and its test loss."""
+def convergence(run: RunMetrics, pick: str = "test") -> Convergence:
+    """The evaluation with the lowest test loss (`pick="test"`, the paper's) or validation loss
+    (`pick="valid"`, ours), the earliest on ties; its losses and cumulative compute."""
+    if pick not in PICKS:
+        raise ValueError(f"convergence pick {pick!r}; expected one of {sorted(PICKS)}")
     valid, test = run.split("valid"), run.split("test")
-    best = valid.loc[valid["loss"].idxmin()]
+    chosen = test if pick == "test" else valid
+    best = chosen.loc[chosen["loss"].idxmin()]
     step = int(best["step"])
-    match = test[test["step"] == step]
+    other = valid if pick == "test" else test
+    match = other[other["step"] == step]
     if match.empty:
         raise ReportInputError(
-            f"{run.dir / 'metrics.csv'}: the best validation loss is at step {step}, "
-            f"but there is no test row at that step; expected valid and test rows at every evaluation"
+            f"{run.dir / 'metrics.csv'}: the best {pick} loss is at step {step}, but there is no "
+            f"{'valid' if pick == 'test' else 'test'} row at that step; expected valid and test rows at every evaluation"
         )
-    t = match.iloc[0]
-    return Convergence(step, float(best["loss"]), float(t["loss"]), float(best[COMPUTE]), float(best[COMPUTE_PAPER]))
+    o = match.iloc[0]
+    v, t = (o, best) if pick == "test" else (best, o)
+    return Convergence(step, float(v["loss"]), float(t["loss"]), float(best[COMPUTE]), float(best[COMPUTE_PAPER]))
 
 
-def valid_loss_at_budget(run: RunMetrics, budget_flops: float) -> AtBudget:
-    """Validation loss of the last evaluation whose cumulative compute is <= `budget_flops`.
-
-    A run that ended before the budget (its total compute is below it) gives its last evaluation,
-    flagged, so the table can say so rather than silently comparing unequal budgets.
-    """
+def valid_loss_at_budget(run: RunMetrics, budget_flops: float, readout: str = "interpolate") -> AtBudget:
+    """Validation loss at `budget_flops` of cumulative compute (`readouts.value_at`): interpolated
+    between the evaluations around it, or (readout "last_before") the last one at or below it."""
     valid = run.split("valid")
-    within = valid[valid[COMPUTE] <= budget_flops]
-    ended_early = run.final_flops < budget_flops
-    if within.empty:
-        return AtBudget(math.nan, None, ended_early)
-    last = within.iloc[-1]
-    return AtBudget(float(last["loss"]), int(last["step"]), ended_early)
+    r = value_at(valid[COMPUTE].to_numpy(float), valid["loss"].to_numpy(float), budget_flops, readout)
+    return AtBudget(r.value, r.where == AFTER_LAST, r.where == BEFORE_FIRST)
 
 
 def evaluations(run: RunMetrics, split: str, value: str = "loss") -> pd.DataFrame:
     """(compute, value) of one split's rows, in step order (for the curves)."""
     rows = run.split(split)
     return pd.DataFrame({"flops": rows[COMPUTE].to_numpy(float), value: rows[value].to_numpy(float)})
+
+
+def budget_readout(profile: dict, experiment: str) -> str:
+    """The experiment's `report.budget_readout` (default "interpolate"), validated."""
+    value = (profile["experiments"][experiment].get("report") or {}).get("budget_readout", "interpolate")
+    if value not in READOUTS:
+        raise ReportInputError(
+            f"profile {profile['profile']!r}, experiments.{experiment}.report.budget_readout: {value!r}; expected one of {list(READOUTS)}"
+        )
+    return value

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +36,7 @@ class RunMetrics:
     seed: int
     dir: Path
     metrics: pd.DataFrame  # all rows, in file order
+    summary: dict = field(default_factory=dict, compare=False)  # summary.json (steps_per_epoch, ...)
 
     def split(self, name: str) -> pd.DataFrame:
         """Rows of one split (train|valid|test) in step order."""
@@ -108,7 +109,7 @@ def load_experiment(
             problems.append(f"{run_dir}: missing {', '.join(absent)} (the run has not finished)")
             continue
         try:
-            json.loads((run_dir / "summary.json").read_text())
+            summary = json.loads((run_dir / "summary.json").read_text())
             df = _read_metrics(run_dir, need_splits, need_accuracy)
         except json.JSONDecodeError as exc:
             problems.append(f"{run_dir / 'summary.json'}: not valid JSON: {exc}")
@@ -116,7 +117,9 @@ def load_experiment(
         except ReportInputError as exc:
             problems.append(str(exc))
             continue
-        out.setdefault(run.method, []).append(RunMetrics(run.method, run.seed, run_dir, df))
+        out.setdefault(run.method, []).append(
+            RunMetrics(run.method, run.seed, run_dir, df, summary if isinstance(summary, dict) else {})
+        )
     if problems:
         raise ReportInputError(
             f"cannot build the report for experiment {experiment!r} of profile {profile['profile']!r}:\n  "
