@@ -28,6 +28,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +49,14 @@ METRICS_COLUMNS = logs.METRICS_COLUMNS + COMPUTE_COLUMNS + ("wall_seconds",)
 
 class RunConflictError(ConfigError):
     """OUT already holds a run (finished or in progress) made with a different config."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; `step` is the steps done (the rerun resumes from the last checkpoint)."""
+
+    def __init__(self, step: int):
+        super().__init__(step)
+        self.step = step
 
 
 class DivergedError(RuntimeError):
@@ -512,7 +521,11 @@ class Trainer:
         from tqdm import tqdm
 
         spe, tcfg = self.steps_per_epoch, self.tcfg
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        # A bar on a terminal; into a log file (Snakemake), plain lines about every 10% instead.
+        tty = sys.stderr.isatty()
+        lines_every = max(self.total_steps // 10, 1) if self.progress and not tty else 0
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and tty), unit="step",
+                   dynamic_ncols=True)
         try:
             while self.step < self.total_steps:
                 step, epoch = self.step, self.step // spe
@@ -525,6 +538,9 @@ class Trainer:
                 self._timed(self._train_step, step, epoch)
                 self.step = step + 1
                 bar.update(1)
+                if lines_every and self.step % lines_every == 0:
+                    log.info("step %d/%d (%d%%), train loss %.4f", self.step, self.total_steps,
+                             100 * self.step // self.total_steps, self.interval[0] / max(self.interval[1], 1))
                 if self.step % tcfg["log_every"] == 0:
                     if self.progress:
                         bar.set_postfix(loss=f"{self.interval[0] / max(self.interval[1], 1):.4f}")
@@ -535,6 +551,8 @@ class Trainer:
                     self.evaluate(epoch)
                 if tcfg["checkpoint_every"] and self.step % tcfg["checkpoint_every"] == 0 and self.step < self.total_steps:
                     self._save_checkpoint()
+        except KeyboardInterrupt:
+            raise RunInterrupted(self.step) from None
         finally:
             bar.close()
         # The end: whatever the last interval, epoch and evaluation left pending.
