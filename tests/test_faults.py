@@ -206,3 +206,33 @@ def _interrupted_forced(cfg, out, monkeypatch):
         interrupt_at(m, 1)
         with pytest.raises(Interrupted):
             train(cfg, out, force=True)
+
+
+# ------------------------------------------------------------------------------------- SIGINT
+def test_sigint_is_one_line_exit_130_and_the_rerun_resumes(run_config, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    cfg = run_config("bert", train={"max_steps": 4000, "checkpoint_every": 2, "eval_every": 1000, "log_every": 100})
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mat", "train", "--config", str(config), "--out", str(out)],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 300
+    while not (out / ".work" / ckpt.NAME).exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("python -m mat train: interrupted at step ")
+    assert err.strip().splitlines()[-1].endswith("; rerun the same command to resume")
+    assert not (out / "summary.json").exists()
+    assert ckpt.load_latest(out / ".work", print) is not None  # a good checkpoint to resume from
