@@ -113,3 +113,35 @@ def test_mat_data_get_replace_swaps_in_the_requested_dataset(tmp_path):
     get("tiny-text", out, seed=1, size=1000, eval_size=1000, replace=True)
     assert read(out)["options"]["seed"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # nothing left aside
+
+
+def test_naming_a_committed_table_whose_runs_are_missing_trains_them(tmp_path):
+    where = _workflow(tmp_path)
+    (where / "results/tiny").mkdir(parents=True)
+    for ext in ("csv", "md"):  # a fresh clone: the committed table, no runs
+        shutil.copy(ROOT / f"results/tiny/table3.{ext}", where / f"results/tiny/table3.{ext}")
+    out = _snakemake(where, "-n", "--cores", "2", "results/tiny/table3.csv")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Nothing to be done" not in out.stdout + out.stderr
+    assert "rule train:" in out.stdout and "rule table:" in out.stdout
+
+
+def test_dvc_stages_find_snakemake_without_an_activated_environment(tmp_path):
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert all((s.get("do") or s)["cmd"].startswith("sh workflow/scripts/snakemake.sh ") for s in stages.values())
+    scripts = tmp_path / "repo/workflow/scripts"
+    scripts.mkdir(parents=True)
+    shutil.copy(ROOT / "workflow/scripts/snakemake.sh", scripts)
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run(["sh", "workflow/scripts/snakemake.sh", "--version"], cwd=tmp_path / "repo",
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 127 and "snakemake not found" in out.stderr and "scripts/setup.sh" in out.stderr
+    fake = tmp_path / "repo/.venv/bin/snakemake"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho fake snakemake \"$@\"\n")
+    fake.chmod(0o755)
+    out = subprocess.run(["sh", "workflow/scripts/snakemake.sh", "--version"], cwd=tmp_path / "repo",
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "fake snakemake --version"
