@@ -17,7 +17,7 @@ MINIMAL = {
     "model": {"arch": "bert", "size": "micro"},
     "method": {"name": "vanilla"},
     "optim": {"name": "adamw", "lr": 1.0e-3},
-    "train": {"epochs": 2},
+    "train": {"batch_size": 8, "epochs": 2},  # batch_size is required (no default fits every model)
 }
 
 
@@ -47,7 +47,7 @@ def test_minimal_config_gets_every_default_from_the_schema():
     props = schema()["properties"]
     for block in ("train", "ntk"):
         for key, sub in props[block]["properties"].items():
-            if key != "epochs":
+            if key not in ("epochs", "batch_size"):  # given in MINIMAL (batch_size is required)
                 assert cfg[block][key] == sub["default"], (block, key)
     no_dir = load_run_config({**MINIMAL, "data": {"name": "wikitext2"}})
     assert no_dir["data"]["dir"] == "data/wikitext2"
@@ -66,6 +66,7 @@ def test_minimal_config_gets_every_default_from_the_schema():
         (_with(ntk__log_kinds=["heads"]), r"ntk\.log_kinds\.0: got 'heads'; allowed values: .*'head'.*did you mean 'head'"),
         (_with(partition=["filters"]), r"partition\.0: got 'filters'"),
         ({k: v for k, v in MINIMAL.items() if k != "optim"}, r"optim: missing \(required\)"),
+        ({**MINIMAL, "train": {"epochs": 2}}, r"train\.batch_size: missing \(required\)"),
         (_with(train__max_steps=10), r"exactly one of train\.epochs and train\.max_steps"),
         (_with(model__arch="vgg16"), r"model\.arch: got 'vgg16', which does not take text data"),
         (_with(model__vocab_size=100), r"model\.vocab_size: is filled in from the data"),

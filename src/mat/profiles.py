@@ -104,6 +104,38 @@ def runs(profile: dict, experiments: list[str] | None = None) -> Iterator[Run]:
                 yield Run(profile["profile"], exp_name, method, int(seed))
 
 
+def check_run(profile: dict, experiment: str, method: str, seed: int | None = None, models: bool = True) -> dict:
+    """The run config of (experiment, method, seed), validated as `mat train` will validate it
+    (mat.train.run_config; `models=False`: without building the model on the meta device); a
+    ProfileError names profile, experiment, method and each bad key."""
+    from mat.train.run_config import ConfigError, validate
+
+    exp = profile["experiments"].get(experiment, {})
+    seed = seed if seed is not None else int(exp.get("seeds", profile["seeds"])[0])
+    cfg = run_config(profile, experiment, method, seed)
+    label = f"profile {profile['profile']!r}, experiment {experiment!r}, method {method!r}"
+    try:
+        validate(copy.deepcopy(cfg), model_checks=models)
+    except ConfigError as exc:
+        problems = str(exc).split("\n", 1)[-1].strip().splitlines()
+        raise ProfileError("; ".join(f"{label}: {p.strip()}" for p in problems)) from None
+    return cfg
+
+
+def check_runs(profile: dict, models: bool = True) -> None:
+    """Validate every run config of a profile before any work (one per experiment and method: the
+    seed changes no key's validity), reporting all bad runs at once."""
+    problems = []
+    for experiment, exp in profile["experiments"].items():
+        for method in exp["methods"]:
+            try:
+                check_run(profile, experiment, method, models=models)
+            except ProfileError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ProfileError("\n".join(problems))
+
+
 def dataset_dir(profile: dict, dataset: str) -> str:
     """Folder holding a profile's prepared dataset (shared by every profile that uses it)."""
     return f"data/{dataset}"

@@ -15,6 +15,8 @@ from mat.data import DataError, DownloadInterrupted, fsutil, get, load_images, s
 from mat_data_testutil import leftovers, make_tar_gz, make_zip, sha256
 
 ZIP = "/wikitext/wikitext-2-v1.zip"
+BUILTIN_MIRRORS = {k: list(v) for k, v in sources.MIRRORS.items()}  # before any fixture replaces them
+BUILTIN_CIFAR_MIRRORS = BUILTIN_MIRRORS["cifar10"]
 
 
 def _serve_wikitext(server, files, **route):
@@ -240,3 +242,36 @@ def test_cli_mirror_option(tmp_path, http_server, wikitext_files, pin_wikitext2,
     captured = capsys.readouterr()
     assert f"trying {gone}" in captured.err and f"source: {url}" in captured.out
     assert [e["status"] for e in http_server.log] == [404, 200]
+
+
+def test_every_real_dataset_has_independent_mirrors():
+    from urllib.parse import urlparse
+
+    for variant, urls in BUILTIN_MIRRORS.items():
+        hosts = {urlparse(u).netloc for u in urls}
+        assert len(hosts) == len(urls) >= (2 if variant == "cifar10" else 3), variant
+
+
+def test_cifar_falls_back_to_the_second_mirror_checked_by_the_same_md5(tmp_path, http_server, cifar_files,
+                                                                       cifar_counts, monkeypatch):
+    import hashlib
+    from urllib.parse import urlparse
+
+    from conftest import Route
+
+    body = make_tar_gz(cifar_files)
+    monkeypatch.setitem(sources.ARCHIVE_MD5, "cifar10", {"cifar-10-python.tar.gz": hashlib.md5(body).hexdigest()})
+    # The built-in mirrors' paths, moved onto the local server: the first answers 404, the second
+    # serves the archive; a damaged copy is refused by the same md5.
+    paths = [urlparse(u).path for u in BUILTIN_CIFAR_MIRRORS]
+    http_server.routes[paths[1]] = Route(body)
+    mirrors = [http_server.url("/missing" + paths[0])] + [http_server.url(paths[1])]
+    out = get("cifar10", tmp_path / "c10", mirrors=mirrors)
+    for rel, data in cifar_files.items():
+        assert (out / rel).read_bytes() == data
+
+    damaged = body[:-100] + bytes(100)
+    http_server.routes["/damaged" + paths[1]] = Route(damaged)
+    with pytest.raises(DataError, match="md5 mismatch"):
+        get("cifar10", tmp_path / "c10b", mirrors=[http_server.url("/damaged" + paths[1])])
+    assert not (tmp_path / "c10b").exists()

@@ -13,10 +13,25 @@ from mat import profiles
 # started as .venv/bin/snakemake), so they work without an activated environment.
 shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
 
+from mat.data import DataError
+from mat.data import request as data_request
+
 PROFILE = config["profile"]
 try:
     PROF = profiles.load_profile(PROFILE)
+    # Every run config is validated now, so `snakemake -n` fails at once on a bad key or value
+    # (naming profile, experiment, method and key) instead of a train job failing in a log file.
+    # (Models are not built here, to keep parsing fast; `mat config list` and every job do that.)
+    profiles.check_runs(PROF, models=False)
 except profiles.ProfileError as exc:
+    raise WorkflowError(str(exc))
+try:
+    # What `mat data get` is asked for, per dataset: only known options, each value shell-quoted.
+    REQUESTS = {
+        ds: data_request.from_profile(f"profile {PROFILE!r}: datasets.{ds}", entry)
+        for ds, entry in PROF["datasets"].items()
+    }
+except DataError as exc:
     raise WorkflowError(str(exc))
 
 RUNS = list(profiles.runs(PROF))
@@ -29,10 +44,21 @@ def run_dir(experiment, method, seed):
     return profiles.Run(PROFILE, experiment, method, int(seed)).dir
 
 
+def dataset_input(ds):
+    """The file standing for dataset `ds`: its `mat-data.json` (written last by `mat data get`),
+    or, when the folder holds the dataset made with other options than the profile's, a rebuild
+    marker that the `dataset_rebuild` rule makes by replacing the folder (so it is rebuilt, not
+    reused, and every run reading it is redone)."""
+    why = data_request.mismatch(f"data/{ds}", REQUESTS[ds])
+    if why is None:
+        return f"data/{ds}/mat-data.json"
+    key = hashlib.sha256(why.encode()).hexdigest()[:12]
+    return f"logs/data/{ds}.rebuilt-{key}"
+
+
 def experiment_dataset(wildcards):
-    """The data marker file a run reads (written last by `python -m mat data get`)."""
-    ds = PROF["experiments"][wildcards.experiment]["run"]["data"]["dataset"]
-    return f"data/{ds}/mat-data.json"
+    """The dataset a run reads (see dataset_input)."""
+    return dataset_input(PROF["experiments"][wildcards.experiment]["run"]["data"]["dataset"])
 
 
 def run_fingerprint(wildcards):
@@ -71,16 +97,9 @@ def experiment_runs(wildcards):
     return runs_of(wildcards.experiment, RUN_FILES)
 
 
-def dataset_options(wildcards):
-    ds = PROF["datasets"][wildcards.dataset]
-    opts = [f"--{k.replace('_', '-')} {v}" for k, v in ds.get("options", {}).items()]
-    if ds.get("source"):
-        opts.append(f"--source {ds['source']}")
-    return " ".join(opts)
-
-
-def dataset_name(wildcards):
-    return PROF["datasets"][wildcards.dataset]["name"]
+def dataset_args(wildcards):
+    """`NAME [--seed N] [--size N,M] [--raw] [--source S]`, every value shell-quoted."""
+    return REQUESTS[wildcards.dataset].cli_args()
 
 
 from mat.report.targets import TARGETS, available
@@ -94,12 +113,26 @@ def _target_runs(name):
     return [f for e in TARGETS[name].experiments for f in runs_of(e, RUN_FILES)]
 
 
+def _with_missing_runs_marker(name, files):
+    """The run files a table or figure reads, plus a marker touched now when some of them are
+    missing. Snakemake does not rebuild the missing inputs of a job whose output exists, so in a
+    fresh clone (committed tables, no runs) `snakemake results/tiny/table3.csv` did nothing; the
+    marker, newer than the committed table, makes the table stale, and its missing runs are
+    trained first. Once the runs exist the marker is no longer an input."""
+    if all(Path(f).exists() for f in files):
+        return files
+    marker = Path(f".snakemake/mat-missing-runs/{PROFILE}/{name}")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return files + [str(marker)]
+
+
 def experiment_runs_of_table(wildcards):
-    return _target_runs(wildcards.table)
+    return _with_missing_runs_marker(wildcards.table, _target_runs(wildcards.table))
 
 
 def figure_inputs(wildcards):
-    return _target_runs(wildcards.figure)
+    return _with_missing_runs_marker(wildcards.figure, _target_runs(wildcards.figure))
 
 
 def all_targets():

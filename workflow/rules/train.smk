@@ -26,11 +26,13 @@ rule train:
         gpu=train_gpu_resource,
     conda:
         "../../environment.yml"
+    # Snakemake reruns this job only when it must be redone (e.g. its config changed), so resume
+    # state left by an interrupted run of another config is discarded (logged): --discard-stale.
     shell:
-        "python -m mat config write --profile {params.profile} --experiment {wildcards.experiment}"
-        " --method {wildcards.method} --seed {wildcards.seed} --out {params.dir}/config.yaml"
-        " && OMP_NUM_THREADS={threads} {params.launch} --config {params.dir}/config.yaml"
-        " --out {params.dir} > {log} 2>&1"
+        "python -m mat config write --profile {params.profile:q} --experiment {wildcards.experiment:q}"
+        " --method {wildcards.method:q} --seed {wildcards.seed:q} --out {params.dir:q}/config.yaml"
+        " && OMP_NUM_THREADS={threads} {params.launch} --config {params.dir:q}/config.yaml"
+        " --out {params.dir:q} --discard-stale > {log:q} 2>&1"
 
 
 rule experiment:

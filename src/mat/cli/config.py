@@ -21,13 +21,23 @@ from mat import profiles, schedule
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "show", "write"])
-    parser.add_argument("--profile", default="tiny")
-    parser.add_argument("--profile-dir", default=str(profiles.PROFILE_DIR))
-    parser.add_argument("--experiment")
-    parser.add_argument("--method")
-    parser.add_argument("--seed", type=int)
+    parser.description = ("List a profile's runs (every run config validated), or show / write one run's "
+                          "resolved config (validated as `mat train` will). Exit 2 on a bad profile or run.")
+    parser.add_argument("action", choices=["list", "show", "write"],
+                        help="list: every run of the profile; show: one run's config on stdout; "
+                             "write: one run's config to --out")
+    parser.add_argument("--profile", default="tiny", help="profile name: config/profiles/NAME.yaml (default tiny)")
+    parser.add_argument("--profile-dir", default=str(profiles.PROFILE_DIR), help="folder of the profile files")
+    parser.add_argument("--experiment", help="show/write: an experiment of the profile (e.g. table1)")
+    parser.add_argument("--method", help="show/write: a method of that experiment (e.g. mat)")
+    parser.add_argument("--seed", type=int, help="show/write: the run's seed")
     parser.add_argument("--out", help="with `write`: the YAML file to write (atomically)")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_yaml_atomic(data: dict, path: str | Path) -> None:
@@ -37,6 +47,7 @@ def write_yaml_atomic(data: dict, path: str | Path) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             yaml.safe_dump(data, fh, sort_keys=False)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would carry over to the config
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -47,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         prof = profiles.load_profile(args.profile, args.profile_dir)
         if args.action == "list":
+            profiles.check_runs(prof)
             for r in profiles.runs(prof):
                 print(f"{r.experiment}\t{r.method}\t{r.seed}\t{r.dir}")
             return 0
@@ -54,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             print(f"python -m mat config {args.action}: missing --{', --'.join(missing)}", file=sys.stderr)
             return 2
-        cfg = profiles.run_config(prof, args.experiment, args.method, args.seed)
+        cfg = profiles.check_run(prof, args.experiment, args.method, args.seed)
         for line in schedule.schedule_warnings(cfg):
             print(f"warning: {line}", file=sys.stderr)
         if args.action == "show":

@@ -28,7 +28,8 @@ Log = Callable[[str], None]
 def get(name: str, out: str | Path, source: str | None = None, *, raw: bool = False,
         seed: int = 0, size: int | None = None, eval_size: int | None = None,
         lock: str | Path | None = None, mirrors: list[str] | None = None,
-        user_agent: str | None = None, progress: bool | None = None, log: Log | None = None) -> Path:
+        user_agent: str | None = None, progress: bool | None = None, log: Log | None = None,
+        replace: bool = False) -> Path:
     """Fetch, copy or generate dataset `name` into folder `out`; return `out`.
 
     source: None (download from the mirrors, or generate for tiny-*), a local folder in the usual
@@ -39,14 +40,22 @@ def get(name: str, out: str | Path, source: str | None = None, *, raw: bool = Fa
         (tiny-images); eval_size = tokens of valid and of test, or test images.
     lock: a mat-data.json from an earlier fetch; the new files must hash the same.
     mirrors: replaces the built-in mirror list (tests point it at 127.0.0.1).
+    replace: an `out` holding anything else (other options, a failed verification, no manifest) is
+        rebuilt and swapped in once the new folder is complete, instead of refused.
     """
     log = log or (lambda message: None)
     sp = spec(name, raw=raw)
     out = Path(out).absolute()
-    options = _options(sp, raw, seed, size, eval_size, source)
+    options = options_for(sp, raw, seed, size, eval_size, source)
     lock_path = Path(lock) if lock is not None else None
     lock_record = manifest.read(lock_path) if lock_path is not None else None
-    if _existing(out, sp, options, lock_path, log):
+    if replace:
+        try:
+            if _existing(out, sp, options, lock_path, log):
+                return out
+        except DataError as exc:
+            log(f"{out}: will be replaced ({str(exc).splitlines()[0]})")
+    elif _existing(out, sp, options, lock_path, log):
         return out
     expected = manifest.expected_hashes(sp, lock_record, str(lock_path))
     created = _make_parents(out.parent)
@@ -57,7 +66,10 @@ def get(name: str, out: str | Path, source: str | None = None, *, raw: bool = Fa
     try:
         files, where, extra = _build(sp, tmp, source, options, expected, mirrors, user_agent, progress, out, log)
         manifest.write(tmp, sp, where, files, options, extra)
-        _publish(tmp, out, sp, options, lock_path, log)
+        if replace and out.exists():
+            _swap(tmp, out, log)
+        else:
+            _publish(tmp, out, sp, options, lock_path, log)
     except BaseException:
         fsutil.remove_tree(tmp)
         for folder in reversed(created):
@@ -69,7 +81,7 @@ def get(name: str, out: str | Path, source: str | None = None, *, raw: bool = Fa
     return out
 
 
-def _options(sp: Spec, raw: bool, seed: int, size: int | None, eval_size: int | None, source) -> dict:
+def options_for(sp: Spec, raw: bool, seed: int, size: int | None, eval_size: int | None, source) -> dict:
     if not sp.generated:
         if size is not None or eval_size is not None:
             raise DataError(f"--size applies to generated datasets (tiny-text, tiny-images), not {sp.name}")
@@ -125,6 +137,20 @@ def _make_parents(folder: Path) -> list[Path]:
     except OSError as exc:
         raise fsutil.write_failed(folder, exc) from None
     return list(reversed(missing))
+
+
+def _swap(tmp: Path, out: Path, log: Log) -> None:
+    """Put the finished `tmp` in place of the folder `out`: the old one is renamed aside first and
+    removed after, so `out` never holds a mix of the two."""
+    aside = fsutil.make_temp_dir(out.parent, f".{out.name}.", ".replaced")
+    try:
+        os.replace(out, aside / "old")
+    except OSError as exc:
+        aside.rmdir()
+        raise fsutil.write_failed(out, exc) from None
+    os.rename(tmp, out)
+    fsutil.remove_tree(aside)
+    log(f"{out}: replaced by the requested dataset")
 
 
 def _publish(tmp: Path, out: Path, sp: Spec, options: dict, lock: Path | None, log: Log) -> None:

@@ -1,6 +1,6 @@
 """`python -m mat data ...`: get, verify or list datasets.
 
-    python -m mat data get NAME --out DIR [--source DIR|FILE|URL] [--raw] [--seed N] [--size N[,M]] [--lock FILE]
+    python -m mat data get NAME --out DIR [--source DIR|FILE|URL] [--raw] [--seed N] [--size N[,M]] [--lock FILE] [--replace]
     python -m mat data verify NAME DIR [--lock FILE]
     python -m mat data list
 
@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lock", type=Path, help="an earlier mat-data.json the new files must match")
     g.add_argument("--mirror", action="append", dest="mirrors", metavar="URL",
                    help="try this URL instead of the built-in mirrors (repeatable)")
+    g.add_argument("--replace", action="store_true",
+                   help="rebuild an --out that holds anything else (other options, failed verification) "
+                        "and swap it in when complete, instead of refusing")
     g.add_argument("--no-progress", action="store_true", help="no download progress bar")
     v = sub.add_parser("verify", help="re-check a dataset folder against its mat-data.json")
     v.add_argument("name", choices=NAMES)
@@ -80,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         size, eval_size = args.size if args.size else (None, None)
         out = acquire.get(
             args.name, args.out, args.source, raw=args.raw, seed=args.seed, size=size, eval_size=eval_size,
-            lock=args.lock, mirrors=args.mirrors, progress=False if args.no_progress else None, log=_note)
+            lock=args.lock, mirrors=args.mirrors, progress=False if args.no_progress else None, log=_note,
+            replace=args.replace)
         _print_files(out, manifest.read(out))
         return 0
     except DataError as exc:

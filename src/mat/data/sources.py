@@ -10,7 +10,13 @@ Sources, as of 2026 (see the project README for the story):
   `fetch` always sends an explicit one.
 - Hugging Face's `Salesforce/wikitext` holds the same text as parquet files. Reading parquet needs
   pyarrow (or fastparquet), which this project does not install, so it is not a fallback here.
-- CIFAR-10 comes from its authors' page at the University of Toronto, checked by their md5.
+- CIFAR-10 comes from its authors' page at the University of Toronto, or from PaddlePaddle's
+  dataset mirror (`dataset.bj.bcebos.com/cifar/`, the URL `paddle.vision.datasets.Cifar10`
+  downloads), both checked by the authors' published md5 of the same `cifar-10-python.tar.gz`.
+- WikiText's third source is the author's own S3 bucket (`smerity.s3.amazonaws.com/wikitext/`),
+  serving the same zips; what it serves is checked against the pinned sha256 of the extracted files
+  (WikiText-2) or the lock file, so a mirror that changed is refused, never used.
+The bcebos and smerity.s3 URLs could not be reached from the machine this was written on.
 """
 
 from __future__ import annotations
@@ -29,21 +35,28 @@ NAMES = ("wikitext2", "wikitext103", "cifar10", "tiny-text", "tiny-images")
 MIRRORS: dict[str, list[str]] = {
     "wikitext2": [
         "https://wikitext.smerity.com/wikitext-2-v1.zip",
+        "https://smerity.s3.amazonaws.com/wikitext/wikitext-2-v1.zip",
         "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip",
     ],
     "wikitext2-raw": [
         "https://wikitext.smerity.com/wikitext-2-raw-v1.zip",
+        "https://smerity.s3.amazonaws.com/wikitext/wikitext-2-raw-v1.zip",
         "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-raw-v1.zip",
     ],
     "wikitext103": [
         "https://wikitext.smerity.com/wikitext-103-v1.zip",
+        "https://smerity.s3.amazonaws.com/wikitext/wikitext-103-v1.zip",
         "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-v1.zip",
     ],
     "wikitext103-raw": [
         "https://wikitext.smerity.com/wikitext-103-raw-v1.zip",
+        "https://smerity.s3.amazonaws.com/wikitext/wikitext-103-raw-v1.zip",
         "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-103-raw-v1.zip",
     ],
-    "cifar10": ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"],
+    "cifar10": [
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "https://dataset.bj.bcebos.com/cifar/cifar-10-python.tar.gz",
+    ],
 }
 
 # Content checksums of the extracted files, independent of the archive that carried them.

@@ -1,4 +1,10 @@
-"""Resume state of a run: one file, written atomically, read with `weights_only=True`.
+"""Resume state of a run: one file, written atomically, checksummed, read with `weights_only=True`.
+
+A checkpoint file is `MAGIC`, the sha256 of the payload (64 hex digits), a newline, then the
+`torch.save` payload. `load` refuses a file whose payload does not hash to its header (a truncated
+or bit-flipped file, or one written before checksums) with `CheckpointError`. `save` keeps the
+previous checkpoint as `PREVIOUS` (`checkpoint.prev.pt`), so one damaged file costs at most one
+checkpoint interval: `load_latest` falls back to it.
 
 Only tensors and plain Python values go in (no pickled objects), so loading a checkpoint can never
 execute code. Random states are stored too: the torch global generator (dropout), CUDA's, and
@@ -7,11 +13,21 @@ Python's `random`; the streams the loop derives from (seed, purpose, position) n
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import random
 from pathlib import Path
 
 import torch
+
+MAGIC = b"MATCKPT1 sha256 "
+NAME = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that fails its checksum or cannot be read."""
 
 
 def rng_state() -> dict:
@@ -30,12 +46,22 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(path: str | Path, state: dict) -> None:
-    """Write `state` to `path` via a temporary file and an atomic rename."""
+    """Write `state` with its checksum to `path` via a temporary file and an atomic rename; an
+    existing `path` is kept as `checkpoint.prev.pt` beside it (the last two are kept)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
     tmp = path.with_name(path.name + ".tmp")
     try:
-        torch.save(state, tmp)
+        with open(tmp, "wb") as fh:
+            fh.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            os.replace(path, path.with_name(PREVIOUS))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -43,4 +69,36 @@ def save(path: str | Path, state: dict) -> None:
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """The state in `path`, after checking its checksum (CheckpointError if it fails)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    header = len(MAGIC) + 65
+    if not data.startswith(MAGIC) or len(data) < header or data[header - 1 : header] != b"\n":
+        raise CheckpointError(f"{path}: no checksum header (damaged, or written by an older version)")
+    expected, payload = data[len(MAGIC) : header - 1].decode("ascii", "replace"), data[header:]
+    got = hashlib.sha256(payload).hexdigest()
+    if got != expected:
+        raise CheckpointError(f"{path}: sha256 mismatch: got {got}, expected {expected} ({len(payload)} bytes of payload)")
+    try:
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 -- a payload that hashes right but does not unpickle
+        raise CheckpointError(f"{path}: checksum matches but the payload does not load ({exc})") from None
+
+
+def candidates(work: Path) -> list[Path]:
+    """The checkpoints of a `.work` folder, newest first."""
+    return [p for p in (Path(work) / NAME, Path(work) / PREVIOUS) if p.is_file()]
+
+
+def load_latest(work: Path, warn, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:
+    """(path, state) of the newest checkpoint in `work` that passes its checksum; each one that
+    fails is reported through `warn` (one line). None if there is none good."""
+    for path in candidates(work):
+        try:
+            return path, load(path, map_location)
+        except CheckpointError as exc:
+            warn(f"{exc}; not used")
+    return None

@@ -28,6 +28,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from mat.train import checkpoint as ckpt
 from mat.train import distributed, logs, measure, seeds
 from mat.flops import COLUMNS as COMPUTE_COLUMNS
 from mat.train.run_config import ConfigError
-from mat.train.summary import write_summary
+from mat.train.summary import MODEL_FILE, write_summary
 from mat.train.tasks import load_task
 
 log = logging.getLogger("mat.train")
@@ -48,6 +49,14 @@ METRICS_COLUMNS = logs.METRICS_COLUMNS + COMPUTE_COLUMNS + ("wall_seconds",)
 
 class RunConflictError(ConfigError):
     """OUT already holds a run (finished or in progress) made with a different config."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; `step` is the steps done (the rerun resumes from the last checkpoint)."""
+
+    def __init__(self, step: int):
+        super().__init__(step)
+        self.step = step
 
 
 class DivergedError(RuntimeError):
@@ -132,6 +141,7 @@ class Trainer:
         self.last_eval_step = -1
         self.stopped_reason: str | None = None
         self._perm: tuple[int, torch.Tensor] | None = None
+        self.resume_from: Path | None = None  # the checkpoint this run resumed from
 
     # ------------------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -170,7 +180,7 @@ class Trainer:
         ranks = state.get("rng_ranks")
         if self.dist.enabled and (ranks is None or len(ranks) != self.dist.world):
             raise ConfigError(
-                f"{self.work / 'checkpoint.pt'}: saved by a run of {len(ranks or [0])} process(es); "
+                f"{self.resume_from}: saved by a run of {len(ranks or [0])} process(es); "
                 f"resume it with that many (this launch has {self.dist.world})"
             )
         ckpt.set_rng_state(ranks[self.dist.rank] if self.dist.enabled else state["rng"])
@@ -359,8 +369,8 @@ class Trainer:
             value = float(loss.detach())
         if not math.isfinite(value):
             raise DivergedError(
-                f"loss is {value} at step {step} (epoch {epoch}); stopped without saving a checkpoint, "
-                f"the last good one is {self.work / 'checkpoint.pt'} (if any)"
+                f"loss is {value} at step {step} (epoch {epoch}); stopped without saving a checkpoint; "
+                + self._last_good()
             )
         loss.backward()
         distributed.all_reduce_grads(list(self.params.values()), d)  # SUM: the global batch's gradient
@@ -447,25 +457,45 @@ class Trainer:
         if bad:
             raise DivergedError(
                 f"parameters {bad[:3]} became non-finite by step {self.step} (epoch {(self.step - 1) // self.steps_per_epoch}); "
-                f"stopped without saving a checkpoint, the last good one is {self.work / 'checkpoint.pt'} (if any)"
+                "stopped without saving a checkpoint; " + self._last_good()
             )
         state = self.state_dict()  # a collective under data parallelism (every rank's RNG state)
         if self.dist.main:
-            ckpt.save(self.work / "checkpoint.pt", state)
+            ckpt.save(self.work / ckpt.NAME, state)
 
-    def _prepare_work(self, force: bool) -> dict | None:
-        """Return the checkpoint to resume from (or None), after checking it belongs to this config."""
+    def _last_good(self) -> str:
+        """How the user resumes after a divergence: the checkpoint the rerun would use, if any."""
+        found = ckpt.candidates(self.work)
+        if found:
+            return f"the last good checkpoint is {found[0]}; rerun to resume from it"
+        return "no checkpoint was written yet; a rerun starts from scratch"
+
+    def _prepare_work(self, force: bool, discard_stale: bool = False) -> dict | None:
+        """Return the checkpoint to resume from (or None), after checking it belongs to this config.
+
+        `force` always starts afresh; `discard_stale` (the workflow, which reruns a job only when its
+        config changed) discards resume state of another config with a log line instead of refusing.
+        A checkpoint failing its checksum is reported and the previous one used; if none is good,
+        the run restarts from scratch with a warning."""
         config_file = self.work / "config.json"
         if self.work.exists():
             same = config_file.is_file() and json.loads(config_file.read_text()) == json.loads(_canonical(self.cfg))
-            if not same and not force:
+            if not same and not (force or discard_stale):
                 raise RunConflictError(
                     f"{self.work} holds an unfinished run with a different config; "
                     "rerun with --force to discard it, or choose another --out"
                 )
-            checkpoint_file = self.work / "checkpoint.pt"
-            if same and checkpoint_file.is_file():
-                return ckpt.load(checkpoint_file)
+            if not same and not force:
+                log.warning("%s: discarding the unfinished run of another config (resume state)", self.work)
+            if same and not force:
+                (self.work / (ckpt.NAME + ".tmp")).unlink(missing_ok=True)  # a write cut short
+                found = ckpt.load_latest(self.work, lambda msg: log.warning("%s", msg))
+                if found is not None:
+                    path, state = found
+                    self.resume_from = path
+                    return state
+                if ckpt.candidates(self.work):
+                    log.warning("%s: no checkpoint passes its checksum; restarting from scratch", self.work)
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
         tmp = config_file.with_name("config.json.tmp")
@@ -473,33 +503,34 @@ class Trainer:
         os.replace(tmp, config_file)
         return None
 
-    def _prepare_work_all_ranks(self, force: bool) -> dict | None:
-        """`_prepare_work` on rank 0; the other ranks get its verdict (an error, or whether to
-        resume) and then read the same checkpoint."""
+    def _prepare_work_all_ranks(self, force: bool, discard_stale: bool = False) -> dict | None:
+        """`_prepare_work` on rank 0; the other ranks get its verdict (an error, or the checkpoint
+        to resume from) and then read the same checkpoint."""
         if not self.dist.enabled:
-            return self._prepare_work(force)
+            return self._prepare_work(force, discard_stale)
         state, verdict = None, None
         if self.dist.main:
             try:
-                state = self._prepare_work(force)
-                verdict = ("resume", state is not None)
+                state = self._prepare_work(force, discard_stale)
+                verdict = ("resume", str(self.resume_from) if state is not None else None)
             except ConfigError as exc:
                 verdict = ("error", type(exc).__name__, str(exc))
         verdict = distributed.broadcast_object(verdict, self.dist)
         if verdict[0] == "error":
             raise (RunConflictError if verdict[1] == "RunConflictError" else ConfigError)(verdict[2])
         if not self.dist.main and verdict[1]:
-            state = ckpt.load(self.work / "checkpoint.pt")
+            self.resume_from = Path(verdict[1])
+            state = ckpt.load(self.resume_from)
         return state
 
-    def run(self, force: bool = False) -> dict:
+    def run(self, force: bool = False, discard_stale: bool = False) -> dict:
         """Train (or resume) to the end and publish the outputs (rank 0); returns the summary."""
-        state = self._prepare_work_all_ranks(force)
+        state = self._prepare_work_all_ranks(force, discard_stale)
         self._open_logs(state["rows"] if state else None)
         try:
             if state:
                 self.load_state_dict(state)
-                log.info("resuming from step %d of %d (%s)", self.step, self.total_steps, self.work / "checkpoint.pt")
+                log.info("resuming from step %d of %d (%s)", self.step, self.total_steps, self.resume_from)
             self._loop()
         finally:
             self._close_logs()
@@ -513,7 +544,11 @@ class Trainer:
         from tqdm import tqdm
 
         spe, tcfg = self.steps_per_epoch, self.tcfg
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        # A bar on a terminal; into a log file (Snakemake), plain lines about every 10% instead.
+        tty = sys.stderr.isatty()
+        lines_every = max(self.total_steps // 10, 1) if self.progress and not tty else 0
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.progress and tty), unit="step",
+                   dynamic_ncols=True)
         try:
             while self.step < self.total_steps:
                 step, epoch = self.step, self.step // spe
@@ -526,6 +561,9 @@ class Trainer:
                 self._timed(self._train_step, step, epoch)
                 self.step = step + 1
                 bar.update(1)
+                if lines_every and self.step % lines_every == 0:
+                    log.info("step %d/%d (%d%%), train loss %.4f", self.step, self.total_steps,
+                             100 * self.step // self.total_steps, self.interval[0] / max(self.interval[1], 1))
                 if self.step % tcfg["log_every"] == 0:
                     if self.progress:
                         bar.set_postfix(loss=f"{self.interval[0] / max(self.interval[1], 1):.4f}")
@@ -536,6 +574,8 @@ class Trainer:
                     self.evaluate(epoch)
                 if tcfg["checkpoint_every"] and self.step % tcfg["checkpoint_every"] == 0 and self.step < self.total_steps:
                     self._save_checkpoint()
+        except KeyboardInterrupt:
+            raise RunInterrupted(self.step) from None
         finally:
             bar.close()
         # The end: whatever the last interval, epoch and evaluation left pending.
@@ -547,20 +587,21 @@ class Trainer:
             self.evaluate(last_epoch)
 
 
-def train(cfg: dict, out: str | Path, force: bool = False, progress: bool = False) -> dict:
+def train(cfg: dict, out: str | Path, force: bool = False, progress: bool = False, discard_stale: bool = False) -> dict:
     """Train one run (a resolved config from `load_run_config`) into `out`; returns the summary.
 
     If `out/summary.json` exists with the same config, the run is already complete: nothing is
     done and its summary is returned. With a different config it is refused unless `force`, which
-    discards the old outputs first. An unfinished run in `out/.work/` is resumed."""
+    discards the old outputs (and any resume state) first. An unfinished run in `out/.work/` is
+    resumed; one of another config is refused, or discarded with a log line if `discard_stale`."""
     d = distributed.setup(resolve_device(cfg["device"]).type, int(cfg["train"].get("gpus", 1)))
     try:
-        return _train(cfg, Path(out), force, progress, d)
+        return _train(cfg, Path(out), force, progress, d, discard_stale)
     finally:
         distributed.teardown(d)
 
 
-def _train(cfg: dict, out: Path, force: bool, progress: bool, d: distributed.Dist) -> dict:
+def _train(cfg: dict, out: Path, force: bool, progress: bool, d: distributed.Dist, discard_stale: bool = False) -> dict:
     done = out / "summary.json"
     if done.exists():
         previous = json.loads(done.read_text())
@@ -573,6 +614,6 @@ def _train(cfg: dict, out: Path, force: bool, progress: bool, d: distributed.Dis
                 "or choose another --out"
             )
         if d.main:
-            for name in ("summary.json", *OUTPUT_FILES):
+            for name in ("summary.json", *OUTPUT_FILES, MODEL_FILE):
                 (out / name).unlink(missing_ok=True)
-    return Trainer(cfg, out, progress=progress, dist=d).run(force=force)
+    return Trainer(cfg, out, progress=progress, dist=d).run(force=force, discard_stale=discard_stale)

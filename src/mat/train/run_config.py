@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -46,6 +47,16 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _number(value: Any) -> Any:
+    """A `--set` value YAML 1.1 leaves as a string but anyone means as a number (`1e6`, `2e-3`)."""
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    return value
+
+
 def apply_overrides(cfg: dict, assignments: Iterable[str]) -> dict:
     """A copy of `cfg` with `key.path=value` assignments applied (values parsed as YAML scalars)."""
     out = copy.deepcopy(cfg)
@@ -57,6 +68,7 @@ def apply_overrides(cfg: dict, assignments: Iterable[str]) -> dict:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from None
+        value = _number(value)
         parts = key.strip().split(".")
         node = out
         for i, part in enumerate(parts[:-1]):
@@ -203,8 +215,10 @@ def _model_checks(cfg: dict) -> list[str]:
     return problems
 
 
-def validate(cfg: dict, source: str = "run config") -> dict:
-    """Validate `cfg` against the schema and the owners' rules; return it with defaults filled."""
+def validate(cfg: dict, source: str = "run config", model_checks: bool = True) -> dict:
+    """Validate `cfg` against the schema and the owners' rules; return it with defaults filled.
+    `model_checks=False` skips building the model on the meta device (the workflow's parse-time
+    check of every run; `mat train` and `mat config` always build it)."""
     sch = schema()
     validator = jsonschema.Draft202012Validator(sch)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
@@ -214,7 +228,7 @@ def validate(cfg: dict, source: str = "run config") -> dict:
         if cfg["data"]["dir"] is None:
             cfg["data"]["dir"] = f"data/{cfg['data']['name']}"
         lines = _check_consistency(cfg) + _owner_checks(cfg)
-        if not lines:
+        if not lines and model_checks:
             lines = _model_checks(cfg)
     if lines:
         raise ConfigError(f"{source} is not valid:\n  " + "\n  ".join(lines))
@@ -228,5 +242,22 @@ def load_run_config(path_or_dict: str | Path | Mapping, overrides: Iterable[str]
         cfg, source = copy.deepcopy(dict(path_or_dict)), "run config"
     else:
         cfg, source = read_yaml(path_or_dict), str(path_or_dict)
+    overrides = list(overrides)
     cfg = apply_overrides(cfg, overrides)
-    return validate(cfg, source)
+    try:
+        return validate(cfg, source)
+    except ConfigError as exc:
+        if not overrides:
+            raise
+        raise ConfigError(_blame_overrides(str(exc), overrides)) from None
+
+
+def _blame_overrides(message: str, overrides: list[str]) -> str:
+    """Say which problems come from a `--set` value rather than from the config file."""
+    keys = {item.partition("=")[0].strip(): item for item in overrides}
+    lines = message.splitlines()
+    for i, line in enumerate(lines[1:], 1):
+        path = line.strip().split(":", 1)[0]
+        if path in keys:
+            lines[i] = f"{line} (the --set {keys[path]} value, not the config file)"
+    return "\n".join(lines)

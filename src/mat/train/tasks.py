@@ -173,6 +173,12 @@ def load_task(cfg: dict, device: torch.device) -> Task:
     from mat import data as mat_data
 
     try:
+        from mat.data.check import check_for_training
+
+        check_for_training(folder, name)  # before any step: the files are those the manifest records
+    except mat_data.DataError as exc:
+        raise DataMissingError(f"data.dir: {exc}; nothing was trained (re-create it with: {prepare})") from None
+    try:
         if name in TEXT_DATASETS:
             text = mat_data.load_text(folder, data_cfg["vocab_size"], data_cfg["seq_len"], cache_dir=data_cfg["cache_dir"])
         elif name in IMAGE_DATASETS:
