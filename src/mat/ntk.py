@@ -404,6 +404,17 @@ def _add_grams(grams: torch.Tensor, g: torch.Tensor, dim: int | None, spans: lis
         grams[i] += (j @ j.T).double()
 
 
+def passes(model: nn.Module, partition: Partition, samples: int, memory_gb: float | None, copies: int = 1):
+    """The passes (`mat.ntk_budget.Pass`) of an mNTK of `partition` on `samples` inputs within
+    `memory_gb`; raises `mat.ntk_budget.NtkBudgetError` for a layer that alone exceeds it."""
+    from mat.ntk_budget import plan_passes
+
+    params, owners = dict(model.named_parameters()), _param_owners(model)
+    names = list(_spans(partition))
+    by_vmap = [n for n in names if not all(_supported(m) for m, _ in owners[id(params[n])])]
+    return plan_passes(model, names, samples, memory_gb, copies=copies, doubled=by_vmap)
+
+
 def module_grams(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -422,17 +433,12 @@ def module_grams(
     `pass_bytes` is a list, the bytes of per-sample gradients (and kernel-route patches) each pass
     held are appended to it. Returns float64 [n_modules, S, S], row order = partition order.
     """
-    from mat.ntk_budget import plan_passes
-
     s = _check_inputs(inputs)
-    params = dict(model.named_parameters())
-    partition.check(params)
+    partition.check(dict(model.named_parameters()))
     spans = _spans(partition)
     filters = frozenset(n for n, (dim, _) in spans.items() if dim == 0)  # only conv weights take it
-    owners = _param_owners(model)
-    by_vmap = [n for n in spans if not all(_supported(m) for m, _ in owners[id(params[n])])]
     grams = torch.zeros(len(partition), s, s, dtype=torch.float64, device=inputs.device)
-    for p in plan_passes(model, spans, s, memory_gb, doubled=by_vmap):
+    for p in passes(model, partition, s, memory_gb):
         group = set(p.names)
         names = [n for n in spans if n in group]  # the partition's order within a pass
         grads, kernels = _hooked_passes(model, inputs, names, chunk_size, kernel_names=filters & group)

@@ -31,6 +31,9 @@ from typing import Iterable
 from torch import nn
 
 GB = 1e9  # bytes; memory_gb is decimal gigabytes
+# Transient copies of one parameter's S rows on several GPUs (`mat.train.distributed`): the
+# all-gathered rows, their concatenation, then the Gram reshape.
+GATHER_COPIES = 3
 
 
 class NtkBudgetError(ValueError):
