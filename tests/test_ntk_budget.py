@@ -77,7 +77,9 @@ def test_impossible_budget_is_a_config_error_before_training(run_config):
 
 
 @pytest.mark.parametrize("arch", ["bert", "switch"])
-def test_mat_run_with_a_forcing_budget_logs_the_same(run_config, tmp_path, arch):
+def test_mat_run_with_a_forcing_budget_logs_the_same(run_config, tmp_path, arch, caplog):
+    import re
+
     from mat.train import load_run_config, train
 
     model, _, part = _setup(arch)  # micro sizes, as the run's; S = 4 in the run, so this budget forces passes
@@ -86,7 +88,13 @@ def test_mat_run_with_a_forcing_budget_logs_the_same(run_config, tmp_path, arch)
     out = {}
     for label, gb in (("null", None), ("forced", budget)):
         cfg = load_run_config(run_config(arch, mat, ntk={"samples": 4, "top_k": 4, "memory_gb": gb}))
-        train(cfg, tmp_path / label)
+        with caplog.at_level("INFO", logger="mat.train"):
+            caplog.clear()
+            train(cfg, tmp_path / label)
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mNTK:")]
+        assert len(lines) == 1  # at the first evaluation only
+        passes = int(re.match(r"mNTK: (\d+) pass", lines[0]).group(1))
+        assert (passes == 1) if gb is None else (passes > 1)
         out[label] = {f: pd.read_csv(tmp_path / label / f) for f in ("mntk.csv", "modules.csv")}
     for f in ("mntk.csv", "modules.csv"):
         pd.testing.assert_frame_equal(out["forced"][f], out["null"][f], rtol=1e-6)
