@@ -95,6 +95,10 @@ def test_mat_run_with_a_forcing_budget_logs_the_same(run_config, tmp_path, arch,
         assert len(lines) == 1  # at the first evaluation only
         passes = int(re.match(r"mNTK: (\d+) pass", lines[0]).group(1))
         assert (passes == 1) if gb is None else (passes > 1)
-        out[label] = {f: pd.read_csv(tmp_path / label / f) for f in ("mntk.csv", "modules.csv")}
+        out[label] = {f: pd.read_csv(tmp_path / label / f) for f in ("mntk.csv", "modules.csv", "metrics.csv")}
     for f in ("mntk.csv", "modules.csv"):
         pd.testing.assert_frame_equal(out["forced"][f], out["null"][f], rtol=1e-6)
+    # every pass is the method's compute: more passes, more flops_mntk (one forward each)
+    spent = {k: v["metrics.csv"].iloc[-1] for k, v in out.items()}
+    assert spent["forced"].flops_mntk > spent["null"].flops_mntk > 0
+    assert spent["forced"].flops_total - spent["forced"].flops_mntk == spent["null"].flops_total - spent["null"].flops_mntk
