@@ -129,8 +129,18 @@ def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
     return my - slope * mx, slope
 
 
+def _previous(args) -> dict:
+    """Measured rows already in --out, by (model, seq_len, samples, path)."""
+    if not args.out.is_file():
+        return {}
+    with args.out.open(newline="") as f:
+        return {(r["model"], int(r["seq_len"]), int(r["samples"]), r["path"]): r
+                for r in csv.DictReader(f) if r["status"] == "measured"}
+
+
 def rows_for(model: str, args, common: dict) -> list[dict]:
     kinds = "+".join(MODELS[model][1])
+    previous = _previous(args) if args.keep_measured else {}
     owned = plan(model, 1, None)[2]
     rows = []
     for path in ("one pass", "budgeted"):
@@ -142,7 +152,12 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
                    "path": path, "memory_gb": "null" if budget is None else budget, "passes": passes,
                    "pass_gb": f"{pass_bytes / GB:.3f}", **common}
             fits = pass_bytes <= args.max_gb * GB
-            if s in args.samples and fits:
+            old = previous.get((model, args.seq, s, path))
+            if old is not None and s in args.samples:  # --keep-measured: not run again
+                row.update({k: old[k] for k in ("passes", "pass_gb", "extra_gb", "peak_gb", "seconds", "status")})
+                row.update({k: old[k] for k in common})
+                measured.append(row)
+            elif s in args.samples and fits:
                 print(f"ntk_memory: {model} S={s} {path} ...", file=sys.stderr, flush=True)
                 got = measure(model, s, path, args)
                 row.update(passes=got["passes"], pass_gb=f"{got['pass'] / GB:.3f}",
@@ -161,7 +176,7 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
             ta, tb = _fit(ss, [float(r["seconds"]) for r in done])
         last = max(done, key=lambda r: r["samples"])
         overhead = float(last["extra_gb"]) - float(last["pass_gb"])
-        per = float(last["seconds"]) / (last["samples"] * last["passes"])
+        per = float(last["seconds"]) / (last["samples"] * int(last["passes"]))
         for r in rows:
             if r["path"] == path and r["status"] == "extrapolated":
                 s = r["samples"]
@@ -191,6 +206,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-gb", type=float, default=5.0, help="run a path only if a pass's per-sample gradients fit")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--keep-measured", action="store_true",
+                   help="take measured rows already in --out instead of running them again (extrapolations are redone)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ntk_memory.csv")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)

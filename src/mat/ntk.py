@@ -410,9 +410,10 @@ def passes(model: nn.Module, partition: Partition, samples: int, memory_gb: floa
     from mat.ntk_budget import plan_passes
 
     params, owners = dict(model.named_parameters()), _param_owners(model)
-    names = list(_spans(partition))
-    by_vmap = [n for n in names if not all(_supported(m) for m, _ in owners[id(params[n])])]
-    return plan_passes(model, names, samples, memory_gb, copies=copies, doubled=by_vmap)
+    spans = _spans(partition)
+    by_vmap = [n for n in spans if not all(_supported(m) for m, _ in owners[id(params[n])])]
+    sliced = [n for n, (dim, _) in spans.items() if dim is not None]  # `_add_grams` copies their rows
+    return plan_passes(model, list(spans), samples, memory_gb, copies, by_vmap, sliced if copies == 1 else None)
 
 
 def module_grams(

@@ -7,8 +7,9 @@ S = 64, 65 GB for the heads and experts of the paper's Switch Transformer (254.8
 (in the model's parameter order, i.e. forward order) packed greedily while
 
     S x (sum of the pass's owned numel) x element size      the pass's per-sample gradients
-  + copies x S x (largest owned numel) x element size       the one transient copy made while a
-                                                            parameter's Gram blocks are formed
+  + copies x S x (largest sliced numel) x element size      the one transient copy made while a
+                                                            sliced parameter's Gram blocks are
+                                                            formed (heads: rows of q/k/v)
 
 stays within `ntk.memory_gb` (`Pass.bytes`). Each pass is one batched forward + backward per chunk
 of samples (`mat.ntk._hooked_passes`); its per-sample gradients are freed before the next pass. The
@@ -48,7 +49,7 @@ class Pass:
     names: tuple[str, ...]
     layers: tuple[str, ...]
     grad_bytes: int  # S x owned numel x element size
-    transient_bytes: int  # copies x S x largest owned numel x element size
+    transient_bytes: int  # copies x S x largest copied (sliced) numel x element size
 
     @property
     def bytes(self) -> int:
@@ -71,14 +72,17 @@ def plan_passes(
     memory_gb: float | None,
     copies: int = 1,
     doubled: Iterable[str] = (),
+    copied: Iterable[str] | None = None,
 ) -> list[Pass]:
     """The passes of an mNTK over the parameters `names` on `samples` inputs within `memory_gb`.
 
     `copies`: transient copies of one parameter's S rows while its Grams are formed (1 here; the
-    multi-GPU path also holds the all-gathered rows). `doubled`: parameters whose per-sample
-    gradients are held twice (the vmap route). Raises NtkBudgetError for a layer that alone
+    multi-GPU path also holds the all-gathered rows), made only for the parameters in `copied`
+    (None: all; a whole-tensor module's rows are a view, no copy). `doubled`: parameters whose
+    per-sample gradients are held twice (the vmap route). Raises NtkBudgetError for a layer that alone
     exceeds the budget."""
     wanted, twice = set(names), set(doubled)
+    copy = wanted if copied is None else set(copied)
     params = [(n, p) for n, p in model.named_parameters() if n in wanted]
     missing = wanted - {n for n, _ in params}
     if missing:
@@ -92,7 +96,7 @@ def plan_passes(
             units.append((_layer_of(n), [n]))
 
     def cost(ns: list[str]) -> tuple[int, int]:
-        return sum(rows[n] for n in ns), copies * max(rows[n] for n in ns)
+        return sum(rows[n] for n in ns), copies * max((rows[n] for n in ns if n in copy), default=0)
 
     limit = budget_bytes(memory_gb)
     if limit is None:
