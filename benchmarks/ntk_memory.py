@@ -164,6 +164,7 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
                            extra_gb=f"{(got['peak'] - got['base']) / GB:.3f}", peak_gb=f"{got['peak'] / GB:.3f}",
                            seconds=f"{got['seconds']:.1f}", status="measured")
                 measured.append(row)
+                _write(args, [*rows, row])  # so far: an interrupted run keeps what it measured
             else:
                 row["status"] = "extrapolated"
             rows.append(row)
@@ -185,6 +186,21 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
                 else:
                     r.update(extra_gb=f"{overhead + float(r['pass_gb']):.3f}", seconds=f"{per * s * r['passes']:.1f}")
     return rows
+
+
+def _write(args, rows: list[dict]) -> list[dict]:
+    """Write `rows` to --out, keeping the rows there of models not in `rows` (and, for the models
+    in `rows`, measured rows at other S) ; returns what was written."""
+    keep = []
+    if args.out.is_file():
+        with args.out.open(newline="") as f:
+            done = {(r["model"], int(r["seq_len"]), int(r["samples"]), r["path"]) for r in rows}
+            models = {r["model"] for r in rows}
+            keep = [r for r in csv.DictReader(f) if r["model"] not in models or (
+                r["status"] == "measured" and (r["model"], int(r["seq_len"]), int(r["samples"]), r["path"]) not in done)]
+    out = keep + rows
+    write_csv_atomic(args.out, out, FIELDS)
+    return out
 
 
 def markdown(rows: list[dict]) -> str:
@@ -221,10 +237,7 @@ def main(argv=None) -> int:
     common = {"threads": args.threads, "chunk": args.chunk, "device": args.device, "cpu": hw["cpu"],
               "gpu": hw["gpu"] or "", "torch": torch.__version__}
     rows = [r for m in args.models for r in rows_for(m, args, common)]
-    if args.out.is_file():  # rows of the other models already there are kept
-        with args.out.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r["model"] not in args.models] + rows
-    write_csv_atomic(args.out, rows, FIELDS)
+    rows = _write(args, rows)
     print(markdown(rows))
     print(f"-> {args.out}")
     return 0
