@@ -12,15 +12,18 @@ token ids, eval mode, chunks of `--chunk` samples:
 
 Each (model, S, path) runs in its own process (so its peak is its own): `extra_gb` is the peak
 resident set (CPU: VmHWM, reset just before the mNTK; CUDA: max_memory_allocated) minus the
-memory held before it (model and inputs): the mNTK's own memory. `pass_gb` is what the largest pass
+memory held before it (model and inputs): the mNTK's own memory. `gflops`: every pass's FLOPs,
+counted on a shape-only model (deterministic; the time ratio at equal arithmetic efficiency). `pass_gb` is what the largest pass
 allocated for per-sample gradients, counted from its tensors. A one-pass run whose per-sample
 gradients alone would exceed `--max-gb` is not run (the machine is shared); those rows, and every
 S = 64 row, are extrapolated (`status`):
 
-    one pass   extra_gb linear in S, fitted to the measured S (least squares); seconds likewise
+    one pass   extra_gb linear in S, fitted to the measured S (least squares)
     budgeted   extra_gb = (the largest measured extra_gb minus its pass_gb: activations and
-               overheads) + the plan's largest pass at that S; seconds = the measured seconds per
-               (sample x pass) at the largest measured S x S x the plan's passes
+               overheads) + the plan's largest pass at that S
+    both       seconds = the measured seconds per (sample x pass) at the largest measured S x S x
+               the plan's passes (wall time on a shared CPU is noisy: +-2x between repeats of the
+               same pass was seen, so the time extrapolations are rough)
 
     python benchmarks/ntk_memory.py --threads 1                     # CPU, as committed
     python benchmarks/ntk_memory.py --device cuda --samples 16 32 64   # on a GPU: all measured
@@ -57,7 +60,7 @@ MODELS = {
 }
 PAPER_S = 64
 FIELDS = (
-    "model", "partition", "owned_params", "seq_len", "samples", "path", "memory_gb", "passes", "pass_gb",
+    "model", "partition", "owned_params", "seq_len", "samples", "path", "memory_gb", "passes", "pass_gb", "gflops",
     "extra_gb", "peak_gb", "seconds", "status", "threads", "chunk", "device", "cpu", "gpu", "torch",
 )
 
@@ -111,6 +114,23 @@ def plan(model_name: str, s: int, budget: float | None) -> tuple[int, int, int]:
         dict(model.named_parameters())[n].numel() for n in p.names) for p in passes)
 
 
+def gflops(model_name: str, s: int, seq: int, chunk: int, budget: float | None) -> float:
+    """GFLOPs of the mNTK (every pass), counted with FlopCounterMode on a shape-only model: the
+    time ratio of the two paths at equal arithmetic efficiency, free of the shared CPU's noise."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mat import ntk
+
+    cfg, kinds = MODELS[model_name]
+    with torch.device("meta"):
+        model = build_model(cfg)
+    part = build_partition(model, kinds)
+    x = torch.zeros((s, seq), dtype=torch.long, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        ntk.module_grams(model, x, part, chunk_size=chunk, memory_gb=budget)
+    return counter.get_total_flops() / 1e9
+
+
 def measure(model: str, s: int, path: str, args) -> dict:
     cmd = [sys.executable, __file__, "--child", "--model", model, "--s", str(s), "--path", path,
            "--seq", str(args.seq), "--chunk", str(args.chunk), "--threads", str(args.threads),
@@ -150,7 +170,8 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
             passes, pass_bytes, _ = plan(model, s, budget)
             row = {"model": model, "partition": kinds, "owned_params": owned, "seq_len": args.seq, "samples": s,
                    "path": path, "memory_gb": "null" if budget is None else budget, "passes": passes,
-                   "pass_gb": f"{pass_bytes / GB:.3f}", **common}
+                   "pass_gb": f"{pass_bytes / GB:.3f}",
+                   "gflops": f"{gflops(model, s, args.seq, args.chunk, budget):.1f}", **common}
             fits = pass_bytes <= args.max_gb * GB
             old = previous.get((model, args.seq, s, path))
             if old is not None and s in args.samples:  # --keep-measured: not run again
@@ -172,19 +193,15 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
         if not done:
             continue
         ss = [r["samples"] for r in done]
-        if path == "one pass":
-            a, b = _fit(ss, [float(r["extra_gb"]) for r in done])
-            ta, tb = _fit(ss, [float(r["seconds"]) for r in done])
+        a, b = _fit(ss, [float(r["extra_gb"]) for r in done])
         last = max(done, key=lambda r: r["samples"])
         overhead = float(last["extra_gb"]) - float(last["pass_gb"])
         per = float(last["seconds"]) / (last["samples"] * int(last["passes"]))
         for r in rows:
             if r["path"] == path and r["status"] == "extrapolated":
                 s = r["samples"]
-                if path == "one pass":
-                    r.update(extra_gb=f"{a + b * s:.3f}", seconds=f"{ta + tb * s:.1f}")
-                else:
-                    r.update(extra_gb=f"{overhead + float(r['pass_gb']):.3f}", seconds=f"{per * s * r['passes']:.1f}")
+                extra = a + b * s if path == "one pass" else overhead + float(r["pass_gb"])
+                r.update(extra_gb=f"{extra:.3f}", seconds=f"{per * s * r['passes']:.1f}")
     return rows
 
 
@@ -204,11 +221,11 @@ def _write(args, rows: list[dict]) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | S | path | passes | per-sample grads of a pass (GB) | extra memory (GB) | seconds | status |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = ["| model | S | path | passes | per-sample grads of a pass (GB) | extra memory (GB) | GFLOPs | seconds | status |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['samples']} | {r['path']} | {r['passes']} | {r['pass_gb']} | "
-                     f"{r.get('extra_gb', '')} | {r.get('seconds', '')} | {r['status']} |")
+                     f"{r.get('extra_gb', '')} | {r.get('gflops', '')} | {r.get('seconds', '')} | {r['status']} |")
     return "\n".join(lines)
 
 
