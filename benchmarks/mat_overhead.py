@@ -8,7 +8,8 @@ small profiles (the paper reports about 1.5%). For every MAT run of a profile (m
                      start_epoch every interval epochs, plus mat_prune's pruning epoch), over the
                      run's planned epochs -- an upper bound: MAT stops when nothing is left to train
     FLOPs per eval   the project's mNTK (`mat.ntk.module_grams`: S per-sample gradients and the
-                     Grams of every module of the run's partition), counted with FlopCounterMode on
+                     Grams of every module of the run's partition, in as many passes as the run's
+                     `ntk.memory_gb` implies, each counted), counted with FlopCounterMode on
                      a shape-only ("meta") copy of the model: the same count as on a real one
                      (eigen-decompositions of the S x S Grams are not matmuls and count 0)
     training FLOPs   steps x one vanilla step (benchmarks/gpu_hours.py `plan`): an upper bound on a
@@ -41,7 +42,7 @@ from gpu_hours import ROOT, Datasets, StepFlops, plan  # benchmarks/ is the scri
 from torch.utils.flop_counter import FlopCounterMode
 
 from mat.models import build_model, build_partition
-from mat.ntk import module_grams
+from mat.ntk import module_grams, passes
 from mat.policies import build_policy
 from mat.profiles import ProfileError, load_profile, run_config, runs
 from mat.report.io import write_csv_atomic
@@ -51,7 +52,8 @@ MAT_METHODS = ("mat", "mat_prune")
 TARGET_SHARE = 0.01
 FIELDS = (
     "profile", "experiment", "method", "model", "partition", "modules", "samples", "input_shape",
-    "steps_per_run", "steps_per_epoch", "epochs", "evaluations", "eval_epochs", "mntk_flops_per_eval",
+    "steps_per_run", "steps_per_epoch", "epochs", "evaluations", "eval_epochs", "memory_gb", "mntk_passes",
+    "mntk_flops_per_eval",
     "train_flops", "planned_share", "measured_share", "measured_runs", "meets_1pct", "n_train_source",
 )
 
@@ -64,13 +66,22 @@ def _meta_model(model_cfg: dict, kinds: list[str]):
     return model, build_partition(model, kinds)
 
 
-def mntk_flops(model_cfg: dict, kinds: list[str], shape: tuple[int, ...], text: bool, chunk: int) -> tuple[int, int]:
-    """(FLOPs of one mNTK of every module of the partition on inputs of `shape`, modules)."""
+def mntk_flops(
+    model_cfg: dict, kinds: list[str], shape: tuple[int, ...], text: bool, chunk: int, memory_gb: float | None = None
+) -> tuple[int, int]:
+    """(FLOPs of one mNTK of every module of the partition on inputs of `shape`, modules), every
+    pass that `memory_gb` (the run's `ntk.memory_gb`) implies counted."""
     model, part = _meta_model(model_cfg, kinds)
     x = torch.zeros(shape, dtype=torch.long if text else torch.float32, device="meta")
     with FlopCounterMode(display=False) as counter:
-        module_grams(model, x, part, chunk_size=chunk)
+        module_grams(model, x, part, chunk_size=chunk, memory_gb=memory_gb)
     return int(counter.get_total_flops()), len(part)
+
+
+def mntk_passes(model_cfg: dict, kinds: list[str], samples: int, memory_gb: float | None) -> int:
+    """Passes of one mNTK within `memory_gb` (`mat.ntk_budget`)."""
+    model, part = _meta_model(model_cfg, kinds)
+    return len(passes(model, part, samples, memory_gb))
 
 
 def evaluation_epochs(cfg: dict, model_cfg: dict, steps: int, spe: int) -> list[int]:
@@ -107,7 +118,8 @@ def overhead_rows(profile: dict, datasets: Datasets, step_flops: StepFlops, resu
         s = ncfg["samples"]
         shape = (s, data["seq_len"]) if text else (s, 3, 32, 32)
         model_cfg = {**cfg["model"], "vocab_size": p["vocab"]} if text else dict(cfg["model"])
-        per_eval, n_modules = mntk_flops(model_cfg, list(cfg["partition"]), shape, text, ncfg["chunk_size"])
+        kinds, gb = list(cfg["partition"]), ncfg["memory_gb"]
+        per_eval, n_modules = mntk_flops(model_cfg, kinds, shape, text, ncfg["chunk_size"], gb)
         epochs = evaluation_epochs(cfg, model_cfg, steps, spe)
         mntk_total = len(epochs) * per_eval
         share = mntk_total / (p["flops_per_run"] + mntk_total)
@@ -117,6 +129,7 @@ def overhead_rows(profile: dict, datasets: Datasets, step_flops: StepFlops, resu
             "partition": "+".join(cfg["partition"]), "modules": n_modules, "samples": s,
             "input_shape": "x".join(map(str, shape)), "steps_per_run": steps, "steps_per_epoch": spe,
             "epochs": math.ceil(steps / spe), "evaluations": len(epochs), "eval_epochs": " ".join(map(str, epochs)),
+            "memory_gb": "null" if gb is None else gb, "mntk_passes": mntk_passes(model_cfg, kinds, s, gb),
             "mntk_flops_per_eval": per_eval, "train_flops": p["flops_per_run"], "planned_share": f"{share:.5f}",
             "measured_share": "" if got is None else f"{got:.5f}", "measured_runs": n_runs,
             "meets_1pct": (got if got is not None else share) <= TARGET_SHARE,
@@ -127,13 +140,14 @@ def overhead_rows(profile: dict, datasets: Datasets, step_flops: StepFlops, resu
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| profile | experiment | method | S | evaluations / epochs | GFLOPs per mNTK | planned share | measured share |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| profile | experiment | method | S | evaluations / epochs | passes per mNTK | GFLOPs per mNTK | planned share | measured share |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         got = f"{100 * float(r['measured_share']):.2f}% ({r['measured_runs']} runs)" if r["measured_share"] else "-"
         lines.append(
             f"| {r['profile']} | {r['experiment']} | {r['method']} | {r['samples']} | {r['evaluations']} / {r['epochs']} "
+            f"| {r['mntk_passes']} "
             f"| {r['mntk_flops_per_eval'] / 1e9:,.2f} | {100 * float(r['planned_share']):.2f}% | {got} |"
         )
     return "\n".join(lines)

@@ -41,7 +41,7 @@ def test_minimal_config_gets_every_default_from_the_schema():
                             "eval_batch_size": 32, "log_every": 10, "checkpoint_every": 100, "grad_clip": None,
                             "aux_loss_coef": 0.01, "gpus": 1, "precision": "fp32",
                             "compile": False, "compile_backend": "inductor"}
-    assert cfg["ntk"] == {"samples": 64, "resample": False, "chunk_size": 16, "top_k": 16, "log_every": None, "log_kinds": [],
+    assert cfg["ntk"] == {"samples": 64, "resample": False, "chunk_size": 16, "memory_gb": 4, "top_k": 16, "log_every": None, "log_kinds": [],
                           "effective_rank": True}
     # Every default in the result is the schema's (one place where defaults are written).
     props = schema()["properties"]

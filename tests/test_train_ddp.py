@@ -195,3 +195,30 @@ def test_a_batch_too_small_to_give_every_process_a_row_is_refused(run_config, tm
     assert distributed.check_batches(89, 32, distributed.Dist(0, 25)) is None  # last batch: 25 rows
     with pytest.raises(ConfigError, match="as few as 25 rows, fewer than the 26 processes"):
         distributed.check_batches(89, 32, distributed.Dist(0, 26))
+
+
+def test_two_processes_within_a_forcing_mntk_budget_measure_what_one_pass_does(run_config, tmp_path):
+    """The gathered per-sample gradients follow ntk.memory_gb too (mat.train.distributed): with a
+    budget that forces several passes, two ranks log the one-process, one-pass mNTK and decisions."""
+    from mat.models import build_model, build_partition
+    from mat.ntk import passes
+    from mat.ntk_budget import GATHER_COPIES
+
+    cfg1 = {**_config(run_config, MAT, gpus=1), "ntk": {**_config(run_config, MAT, gpus=1)["ntk"], "memory_gb": None}}
+    train(cfg1, tmp_path / "one")
+    model = build_model({"arch": "bert", "size": "micro", "vocab_size": cfg1["data"]["vocab_size"]})
+    params = dict(model.named_parameters())
+    layers: dict[str, list[int]] = {}
+    for n in build_partition(model, ["head"]).param_names:
+        layers.setdefault(n.rpartition(".")[0], []).append(params[n].numel())
+    budget = max(4 * 5 * (sum(v) + GATHER_COPIES * max(v)) for v in layers.values()) / 1e9  # S = 5
+    assert len(passes(model, build_partition(model, ["head"]), 5, budget, copies=GATHER_COPIES)) > 1
+    cfg2 = _config(run_config, MAT, gpus=2)
+    cfg2 = load_run_config({**cfg2, "ntk": {**cfg2["ntk"], "memory_gb": budget}})
+    assert _forked(cfg2, tmp_path / "two") == [0, 0]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "one" / "modules.csv"), pd.read_csv(tmp_path / "two" / "modules.csv"), check_exact=True
+    )
+    k1, k2 = (pd.read_csv(tmp_path / d / "mntk.csv") for d in ("one", "two"))
+    eig = [c for c in k1.columns if c.startswith("eig_") or c.startswith("lambda_")]
+    assert ((k1[eig] - k2[eig]).abs() / k1[eig].abs().clip(lower=1e-12)).max().max() < 1e-4

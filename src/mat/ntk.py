@@ -42,7 +42,12 @@ the model's float32, accumulated in float64, symmetrised, and eigen-decomposed w
 `torch.linalg.eigvalsh`; tiny negative eigenvalues from round-off are clamped to 0.
 
 Memory: activations of `chunk_size` samples at a time, plus the per-sample gradients of the owned
-parameters for all S samples (S x |owned| floats; 270 MB for all heads of BERT-mini at S = 64).
+parameters for all S samples (S x |owned| floats; 270 MB for all heads of BERT-mini at S = 64, but
+65 GB for the paper's Switch Transformer). `memory_gb` bounds the latter: the owned parameters are
+split into passes of consecutive layers that fit it (`mat.ntk_budget`), each pass adds its Gram
+blocks and frees its gradients before the next. Only the owned parameters of a pass require grad
+during it, so its backward stops below its lowest layer. The Grams are the same as one pass's
+(the same per-sample gradients; float64 sums in a possibly different order).
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ except ImportError:  # pragma: no cover
 # ----------------------------------------------------------------------------- shared helpers
 @contextmanager
 def _ntk_mode(model: nn.Module, names: list[str]) -> Iterator[dict[str, nn.Parameter]]:
-    """Eval mode and requires_grad on `names` for the duration; both restored afterwards."""
+    """Eval mode, and requires_grad on `names` only, for the duration; both restored afterwards."""
     params = dict(model.named_parameters())
     missing = [n for n in names if n not in params]
     if missing:
@@ -75,8 +80,9 @@ def _ntk_mode(model: nn.Module, names: list[str]) -> Iterator[dict[str, nn.Param
     was_training = model.training
     flags = {n: p.requires_grad for n, p in params.items()}
     model.eval()
-    for n in names:
-        params[n].requires_grad_(True)
+    wanted = set(names)
+    for n, p in params.items():  # only `names`: the backward stops below the lowest of them
+        p.requires_grad_(n in wanted)
     try:
         yield params
     finally:
@@ -274,9 +280,19 @@ def _hooked_passes(
         m: n for m, attrs in wanted.items() for attr, n in attrs
         if attr == "weight" and n in kernel_names and len(owners[id(params[n])]) == 1 and isinstance(m, nn.Conv2d)
     }
-    parts: dict[str, list[torch.Tensor]] = {n: [] for n in hooked}
-    captured: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+    # Per-sample gradients go straight into [S, *shape] buffers, chunk by chunk: one copy, never a
+    # list of chunks and their concatenation. A kernel-route weight's buffer is never made.
+    out: dict[str, torch.Tensor] = {}
+    captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    def rows(n: str) -> torch.Tensor:
+        if n not in out:
+            out[n] = params[n].new_zeros(s, *params[n].shape)  # a parameter never used keeps zeros
+        return out[n]
+
+    for n in hooked:
+        if n not in kernel_layers.values():
+            rows(n)
     with _ntk_mode(model, hooked):
         head = _output_linear(model, inputs[:1]) if sum_output_layer else None
         calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []  # (layer, input, output)
@@ -295,7 +311,7 @@ def _hooked_passes(
                 need = [y for m, _, y in calls if m is not head]
                 grads = torch.autograd.grad(total, need, allow_unused=True) if need else ()
                 it = iter(grads)
-                acc: dict[str, torch.Tensor] = {}
+                c = min(chunk, s - start)
                 for m, x, y in calls:
                     if m is head:  # d(sum of logits)/d(logits) = 1: grad_W[s] = 1 (sum_t x[s,t])^T
                         xf = x.reshape(x.shape[0], -1, x.shape[-1])
@@ -306,24 +322,26 @@ def _hooked_passes(
                     else:
                         g = next(it)
                         g = torch.zeros_like(y) if g is None else g
-                        if m in kernel_layers and _kernel_is_cheaper(m, y, s):
+                        if m in kernel_layers and kernel_layers[m] not in out and _kernel_is_cheaper(m, y, s):
                             cols = F.unfold(x, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
-                            u, gs = captured.setdefault(kernel_layers[m], ([], []))
-                            u.append(cols.transpose(1, 2))  # [c, L, P]
-                            gs.append(g.flatten(2).transpose(1, 2))  # [c, L, out]
+                            gf = g.flatten(2)
+                            if kernel_layers[m] not in captured:  # U [S, L, P], G [S, L, out]
+                                captured[kernel_layers[m]] = (
+                                    cols.new_zeros(s, cols.shape[2], cols.shape[1]),
+                                    gf.new_zeros(s, gf.shape[2], gf.shape[1]),
+                                )
+                            u, gs = captured[kernel_layers[m]]
+                            u[start : start + c] += cols.transpose(1, 2)
+                            gs[start : start + c] += gf.transpose(1, 2)
                             if m.bias is None:
                                 continue
-                            rule = {"bias": g.flatten(2).sum(2)}
+                            rule = {"bias": gf.sum(2)}
                         else:
                             rule = _per_sample_rule(m, x, g)
                     for attr, n in wanted[m]:
-                        if attr in rule:
-                            acc[n] = acc[n] + rule[attr] if n in acc else rule[attr]
-                c = min(chunk, s - start)
-                for n in hooked:  # a parameter this chunk never used has zero gradient
-                    if n in captured:
-                        continue
-                    parts[n].append(acc[n].detach() if n in acc else params[n].new_zeros(c, *params[n].shape))
+                        if attr in rule and n not in captured:
+                            rows(n)[start : start + c] += rule[attr].detach()
+                    del rule
                 calls.clear()
         finally:
             for h in hooks:
@@ -331,9 +349,10 @@ def _hooked_passes(
                     h.remove()
             if head is not None:
                 del head.forward
-    result.update({n: torch.cat(p) for n, p in parts.items() if n not in captured})
-    kernels = {n: (torch.cat(u).detach(), torch.cat(g).detach()) for n, (u, g) in captured.items()}
-    return result, kernels
+    for n in hooked:
+        if n not in captured:
+            result[n] = rows(n)
+    return result, captured
 
 
 def _conv_filter_grams(u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -385,26 +404,56 @@ def _add_grams(grams: torch.Tensor, g: torch.Tensor, dim: int | None, spans: lis
         grams[i] += (j @ j.T).double()
 
 
-def module_grams(model: nn.Module, inputs: torch.Tensor, partition: Partition, chunk_size: int = 16) -> torch.Tensor:
+def passes(model: nn.Module, partition: Partition, samples: int, memory_gb: float | None, copies: int = 1):
+    """The passes (`mat.ntk_budget.Pass`) of an mNTK of `partition` on `samples` inputs within
+    `memory_gb`; raises `mat.ntk_budget.NtkBudgetError` for a layer that alone exceeds it."""
+    from mat.ntk_budget import plan_passes
+
+    params, owners = dict(model.named_parameters()), _param_owners(model)
+    spans = _spans(partition)
+    by_vmap = [n for n in spans if not all(_supported(m) for m, _ in owners[id(params[n])])]
+    sliced = [n for n, (dim, _) in spans.items() if dim is not None]  # `_add_grams` copies their rows
+    return plan_passes(model, list(spans), samples, memory_gb, copies, by_vmap, sliced if copies == 1 else None)
+
+
+def module_grams(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    partition: Partition,
+    chunk_size: int = 16,
+    memory_gb: float | None = None,
+    pass_bytes: list[int] | None = None,
+) -> torch.Tensor:
     """mNTK Gram matrices Theta^l = J_l J_l^T (Definition 1) for every module of `partition`.
 
     `inputs`: S samples in the model's input format ([S, T] token ids or [S, C, H, W] images).
-    Gradients are computed only for parameters the partition owns, in one pass over the model per
-    chunk of `chunk_size` samples. Returns float64 [n_modules, S, S], row order = partition order.
+    Gradients are computed only for parameters the partition owns. `memory_gb` bounds the
+    per-sample gradients held at once (`mat.ntk_budget`): the owned parameters are split into
+    passes of consecutive layers, each one batched forward + backward per chunk of `chunk_size`
+    samples, whose Gram blocks are added before its gradients are freed; None: one pass. If
+    `pass_bytes` is a list, the bytes of per-sample gradients (and kernel-route patches) each pass
+    held are appended to it. Returns float64 [n_modules, S, S], row order = partition order.
     """
     s = _check_inputs(inputs)
     partition.check(dict(model.named_parameters()))
     spans = _spans(partition)
     filters = frozenset(n for n, (dim, _) in spans.items() if dim == 0)  # only conv weights take it
-    grads, kernels = _hooked_passes(model, inputs, list(spans), chunk_size, kernel_names=filters)
     grams = torch.zeros(len(partition), s, s, dtype=torch.float64, device=inputs.device)
-    for name, (dim, sp) in spans.items():
-        if name in kernels:  # per-filter Grams straight from the layer's patches (`_conv_filter_grams`)
-            per_filter = _conv_filter_grams(*kernels.pop(name))
-            for a, b, i in sp:
-                grams[i] += per_filter[a:b].sum(0)
-        else:
-            _add_grams(grams, grads.pop(name), dim, sp)
+    for p in passes(model, partition, s, memory_gb):
+        group = set(p.names)
+        names = [n for n in spans if n in group]  # the partition's order within a pass
+        grads, kernels = _hooked_passes(model, inputs, names, chunk_size, kernel_names=filters & group)
+        if pass_bytes is not None:
+            pass_bytes.append(sum(g.nbytes for g in grads.values()) + sum(u.nbytes + g.nbytes for u, g in kernels.values()))
+        for name in names:
+            dim, sp = spans[name]
+            if name in kernels:  # per-filter Grams straight from the layer's patches (`_conv_filter_grams`)
+                per_filter = _conv_filter_grams(*kernels.pop(name))
+                for a, b, i in sp:
+                    grams[i] += per_filter[a:b].sum(0)
+            else:
+                _add_grams(grams, grads.pop(name), dim, sp)  # and free its per-sample gradients
+        del grads, kernels
     return 0.5 * (grams + grams.transpose(1, 2))  # exactly symmetric (float32 blocks round asymmetrically)
 
 
@@ -414,9 +463,17 @@ def eigenvalues(grams: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(grams.double()).flip(-1).clamp_min(0.0)
 
 
-def module_ntk(model: nn.Module, inputs: torch.Tensor, partition: Partition, chunk_size: int = 16) -> dict[str, torch.Tensor]:
-    """{module name: all S eigenvalues of its mNTK, descending (float64)}. lambda_max is element 0."""
-    eig = eigenvalues(module_grams(model, inputs, partition, chunk_size))
+def module_ntk(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    partition: Partition,
+    chunk_size: int = 16,
+    memory_gb: float | None = None,
+    pass_bytes: list[int] | None = None,
+) -> dict[str, torch.Tensor]:
+    """{module name: all S eigenvalues of its mNTK, descending (float64)}. lambda_max is element 0.
+    `memory_gb`, `pass_bytes`: as in `module_grams`."""
+    eig = eigenvalues(module_grams(model, inputs, partition, chunk_size, memory_gb, pass_bytes))
     return dict(zip(partition.names, eig))
 
 

@@ -238,30 +238,48 @@ def _all_gather_rows(x: torch.Tensor, sizes: list[int], d: Dist) -> torch.Tensor
 
 
 def sharded_module_ntk(
-    model: nn.Module, inputs: torch.Tensor, partition: Partition, chunk_size: int, d: Dist
+    model: nn.Module,
+    inputs: torch.Tensor,
+    partition: Partition,
+    chunk_size: int,
+    d: Dist,
+    memory_gb: float | None = None,
+    pass_bytes: list[int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """`mat.ntk.module_ntk` with the S samples split across ranks (Algorithm 1, lines 3-7):
     per-sample gradients of this rank's samples, all-gathered into J_l [S, |theta^l|], then the
     same Grams Theta^l = J_l J_l^T (Definition 1) and eigenvalues on every rank; rank 0's
-    eigenvalues are broadcast so every policy sees bitwise the same numbers."""
+    eigenvalues are broadcast so every policy sees bitwise the same numbers.
+
+    The same memory budget as on one device (`mat.ntk_budget`): the owned parameters go in passes
+    that fit `memory_gb` with the gathered rows counted (`GATHER_COPIES`), one parameter gathered
+    at a time. `pass_bytes`: as in `mat.ntk.module_grams` (this rank's per-sample gradients)."""
     from mat import ntk
+    from mat.ntk_budget import GATHER_COPIES
 
     if not d.enabled:
-        return ntk.module_ntk(model, inputs, partition, chunk_size)
+        return ntk.module_ntk(model, inputs, partition, chunk_size, memory_gb, pass_bytes)
     s = inputs.shape[0]
-    partition.check(dict(model.named_parameters()))
+    params = dict(model.named_parameters())
+    partition.check(params)
     spans = ntk._spans(partition)  # param -> (dim, [(start, stop, module)]): the Gram layout of mat.ntk
     mine = shard_rows(inputs, d)
     sizes = [t.shape[0] for t in inputs.tensor_split(d.world)]
-    if mine.shape[0]:
-        grads = ntk.per_sample_grads_hooks(model, mine, list(spans), chunk_size)
-    else:  # fewer samples than ranks: this rank contributes no rows
-        params = dict(model.named_parameters())
-        grads = {n: params[n].new_zeros(0, *params[n].shape) for n in spans}
     grams = torch.zeros(len(partition), s, s, dtype=torch.float64, device=inputs.device)
-    for name, (dim, sp) in spans.items():
-        full = _all_gather_rows(grads.pop(name).detach(), sizes, d)
-        ntk._add_grams(grams, full, dim, sp)
+    for p in ntk.passes(model, partition, s, memory_gb, copies=GATHER_COPIES):
+        group = set(p.names)
+        names = [n for n in spans if n in group]
+        if mine.shape[0]:
+            grads = ntk.per_sample_grads_hooks(model, mine, names, chunk_size)
+        else:  # fewer samples than ranks: this rank contributes no rows
+            grads = {n: params[n].new_zeros(0, *params[n].shape) for n in names}
+        if pass_bytes is not None:
+            pass_bytes.append(sum(g.nbytes for g in grads.values()))
+        for name in names:
+            dim, sp = spans[name]
+            full = _all_gather_rows(grads.pop(name).detach(), sizes, d)
+            ntk._add_grams(grams, full, dim, sp)
+            del full
     eig = ntk.eigenvalues(0.5 * (grams + grams.transpose(1, 2)))
     broadcast_tensors([eig], d)
     return dict(zip(partition.names, eig))

@@ -130,6 +130,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg["optim"], list(self.model.named_parameters()))
         self.scheduler = build_schedule(cfg["optim"], self.optimizer, self.total_steps)
         self.meter = MeasuredComputeMeter(self.model, self.partition, partial_backward=self.backward)
+        self._budget_logged: list[list[str]] = []  # partitions whose mNTK memory was logged
 
         n = len(self.partition)
         self.step = 0
@@ -274,15 +275,19 @@ class Trainer:
         index = self._sample(draw, "mntk", self.ncfg["samples"])
         inputs = self.task.measure_inputs(index, (self.seed, "mntk-inputs", draw))
         measured = []
-        chunk, d = self.ncfg["chunk_size"], self.dist
+        chunk, d, gb = self.ncfg["chunk_size"], self.dist, self.ncfg["memory_gb"]
         for part in (self.partition, *self.extra_partitions.values()):
             purpose = "method" if for_policy and part is self.partition else "logging"
+            held: list[int] = []  # per-sample gradient bytes of each pass (ntk.memory_gb)
             if d.enabled:  # the S samples split across ranks, per-sample gradients gathered
-                compute = lambda p=part: distributed.sharded_module_ntk(self.model, inputs, p, chunk, d)  # noqa: E731
+                compute = lambda p=part: distributed.sharded_module_ntk(self.model, inputs, p, chunk, d, gb, held)  # noqa: E731
             else:
-                compute = lambda p=part: measure.mntk(self.model, inputs, p, chunk)  # noqa: E731
+                compute = lambda p=part: measure.mntk(self.model, inputs, p, chunk, gb, held)  # noqa: E731
             eig = self.meter.mntk(inputs, compute, key=f"mntk|{'+'.join(part.kinds)}", purpose=purpose)
             measured.append((part, eig))
+            if part.kinds not in self._budget_logged:  # the first evaluation of each partition
+                self._budget_logged.append(part.kinds)
+                log.info("%s (partition %s)", measure.budget_line(held, gb, self.device), "+".join(part.kinds))
         ranks = None
         heads = any(m.kind == "head" for p, _ in measured for m in p.modules)
         if self.dist.main and self.ncfg["effective_rank"] and heads:  # for the logs only: rank 0

@@ -13,13 +13,38 @@ import torch
 from mat.partition import Partition
 
 
-def mntk(model: torch.nn.Module, inputs: torch.Tensor, partition: Partition, chunk_size: int) -> dict[str, torch.Tensor]:
+def mntk(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    partition: Partition,
+    chunk_size: int,
+    memory_gb: float | None = None,
+    pass_bytes: list[int] | None = None,
+) -> dict[str, torch.Tensor]:
     """{module name: eigenvalues of its mNTK, descending} on the S `inputs` (Algorithm 1, lines 3-7).
 
-    The mNTK is taken of the deterministic function (eval mode; mat.ntk restores the mode)."""
+    The mNTK is taken of the deterministic function (eval mode; mat.ntk restores the mode), in
+    passes whose per-sample gradients fit `memory_gb` (`ntk.memory_gb`; their bytes appended to
+    `pass_bytes` when given)."""
     from mat.ntk import module_ntk
 
-    return module_ntk(model, inputs, partition, chunk_size=chunk_size)
+    return module_ntk(model, inputs, partition, chunk_size=chunk_size, memory_gb=memory_gb, pass_bytes=pass_bytes)
+
+
+def budget_line(pass_bytes: list[int], memory_gb: float | None, device: torch.device) -> str:
+    """One log line on an mNTK's memory: its passes, the most per-sample gradient bytes one pass
+    held (counted), and the measured peak (CUDA: max allocated; CPU: the process's max RSS)."""
+    import resource
+
+    if device.type == "cuda":
+        peak, what = torch.cuda.max_memory_allocated(device), "CUDA max allocated"
+    else:  # Linux reports ru_maxrss in KiB
+        peak, what = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process max RSS"
+    budget = "null (one pass)" if memory_gb is None else f"{memory_gb:g} GB"
+    return (
+        f"mNTK: {len(pass_bytes)} pass(es) within ntk.memory_gb={budget}; per-sample gradients of one pass "
+        f"at most {max(pass_bytes, default=0) / 1e9:.3f} GB; peak memory so far {peak / 1e9:.2f} GB ({what})"
+    )
 
 
 def head_ranks(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor | None:

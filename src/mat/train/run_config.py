@@ -205,6 +205,7 @@ def _model_checks(cfg: dict) -> list[str]:
                 build_partition(model, [kind])
             except (ValueError, KeyError) as exc:
                 problems.append(f"{where}: {kind!r} does not apply to model.arch {cfg['model']['arch']!r}: {exc}")
+    problems += _ntk_budget_checks(cfg, model)
     shape = (1, data["seq_len"]) if text else (1, 3, 32, 32)
     try:
         with torch.no_grad():
@@ -212,6 +213,26 @@ def _model_checks(cfg: dict) -> list[str]:
     except Exception as exc:  # noqa: BLE001 -- any failure here means the pair cannot train
         what = f"data.seq_len={data['seq_len']}" if text else "32x32 images"
         problems.append(f"model: this {cfg['model']['arch']} cannot take inputs of {what}: {exc}")
+    return problems
+
+
+def _ntk_budget_checks(cfg: dict, model) -> list[str]:
+    """Every partition the run measures must fit `ntk.memory_gb` layer by layer (mat.ntk_budget):
+    a layer whose per-sample gradients alone exceed it fails here, not at the first mNTK."""
+    from mat.models import build_partition
+    from mat.ntk import passes
+    from mat.ntk_budget import GATHER_COPIES, NtkBudgetError
+
+    ncfg, problems = cfg["ntk"], []
+    copies = GATHER_COPIES if int(cfg["train"].get("gpus", 1)) > 1 else 1
+    for kinds in (list(cfg["partition"]), *([k] for k in ncfg["log_kinds"])):
+        try:
+            part = build_partition(model, kinds)
+            passes(model, part, ncfg["samples"], ncfg["memory_gb"], copies=copies)
+        except NtkBudgetError as exc:
+            problems.append(f"{exc} (partition {'+'.join(kinds)})")
+        except (ValueError, KeyError):  # a partition the model lacks: reported above
+            pass
     return problems
 
 

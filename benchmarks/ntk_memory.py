@@ -1,0 +1,264 @@
+"""Peak memory and time of the mNTK: one pass (`ntk.memory_gb: null`) vs passes within a budget.
+
+Issue 12: `mat.ntk.module_grams` held the per-sample gradients of every owned parameter for all S
+samples at once; at the paper's S = 64 that is 65 GB for the paper Switch Transformer's heads and
+experts. With `memory_gb` the owned parameters go in passes of layers that fit the budget
+(`mat.ntk_budget`). Models, fp32, random weights (memory and time do not depend on them), random
+token ids, eval mode, chunks of `--chunk` samples:
+
+    bert-base    heads of BERT-base (12 x 768, 28.3M owned parameters)
+    bert-large   heads of BERT-large (24 x 1024, 100.7M owned)
+    switch       heads + experts of the paper Switch (12 x 768, 4 experts; 254.8M owned)
+
+Each (model, S, path) runs in its own process (so its peak is its own): `extra_gb` is the peak
+resident set (CPU: VmHWM, reset just before the mNTK; CUDA: max_memory_allocated) minus the
+memory held before it (model and inputs): the mNTK's own memory. `gflops`: every pass's FLOPs,
+counted on a shape-only model (deterministic; the time ratio at equal arithmetic efficiency). `pass_gb` is what the largest pass
+allocated for per-sample gradients, counted from its tensors. A one-pass run whose per-sample
+gradients alone would exceed `--max-gb` is not run (the machine is shared); those rows, and every
+S = 64 row, are extrapolated (`status`):
+
+    one pass   extra_gb linear in S, fitted to the measured S (least squares)
+    budgeted   extra_gb = (the largest measured extra_gb minus its pass_gb: activations and
+               overheads) + the plan's largest pass at that S
+    both       seconds = the measured seconds per (sample x pass) at the largest measured S x S x
+               the plan's passes (wall time on a shared CPU is noisy: +-2x between repeats of the
+               same pass was seen, so the time extrapolations are rough)
+
+    python benchmarks/ntk_memory.py --threads 1                     # CPU, as committed
+    python benchmarks/ntk_memory.py --device cuda --samples 16 32 64   # on a GPU: all measured
+
+Output: benchmarks/results/ntk_memory.csv (atomically; rows of models not run are kept), a
+markdown table on stdout. Targets:
+budgeted extra memory at S = 64 within the budget (Switch <= 8 GB); time at most 1.5x the one
+pass where that fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mat.models import build_model, build_partition
+from mat.ntk_budget import GB
+from mat.report.io import write_csv_atomic
+from mat.train.summary import hardware
+
+MODELS = {
+    "bert-base": ({"arch": "bert", "size": "base", "vocab_size": 30522}, ["head"]),
+    "bert-large": ({"arch": "bert", "size": "large", "vocab_size": 30522}, ["head"]),
+    "switch": ({"arch": "switch", "size": "paper", "experts": 4, "capacity_factor": 1.5, "vocab_size": 30522},
+               ["head", "expert"]),
+}
+PAPER_S = 64
+FIELDS = (
+    "model", "partition", "owned_params", "seq_len", "samples", "path", "memory_gb", "passes", "pass_gb", "gflops",
+    "extra_gb", "peak_gb", "seconds", "status", "threads", "chunk", "device", "cpu", "gpu", "torch",
+)
+
+
+def _rss(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def child(args) -> None:
+    """One mNTK in this process; prints a JSON line."""
+    from mat import ntk
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    dev = torch.device(args.device)
+    cfg, kinds = MODELS[args.model]
+    model = build_model(cfg).to(dev)
+    part = build_partition(model, kinds)
+    x = torch.randint(0, 30522, (args.s, args.seq), generator=torch.Generator().manual_seed(1)).to(dev)
+    gb = None if args.path == "one pass" else args.budget
+    held: list[int] = []
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        base = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+    else:
+        base = _rss("VmRSS:")
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    t0 = time.perf_counter()
+    ntk.module_grams(model, x, part, chunk_size=args.chunk, memory_gb=gb, pass_bytes=held)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else _rss("VmHWM:")
+    print(json.dumps({"peak": peak, "base": base, "seconds": seconds, "passes": len(held), "pass": max(held)}))
+
+
+def plan(model_name: str, s: int, budget: float | None) -> tuple[int, int, int]:
+    """(passes, largest pass bytes, owned parameters) on a shape-only model."""
+    from mat import ntk
+
+    cfg, kinds = MODELS[model_name]
+    with torch.device("meta"):
+        model = build_model(cfg)
+    part = build_partition(model, kinds)
+    passes = ntk.passes(model, part, s, budget)
+    return len(passes), max(p.grad_bytes for p in passes), sum(len(p.names) and sum(
+        dict(model.named_parameters())[n].numel() for n in p.names) for p in passes)
+
+
+def gflops(model_name: str, s: int, seq: int, chunk: int, budget: float | None) -> float:
+    """GFLOPs of the mNTK (every pass), counted with FlopCounterMode on a shape-only model: the
+    time ratio of the two paths at equal arithmetic efficiency, free of the shared CPU's noise."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mat import ntk
+
+    cfg, kinds = MODELS[model_name]
+    with torch.device("meta"):
+        model = build_model(cfg)
+    part = build_partition(model, kinds)
+    x = torch.zeros((s, seq), dtype=torch.long, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        ntk.module_grams(model, x, part, chunk_size=chunk, memory_gb=budget)
+    return counter.get_total_flops() / 1e9
+
+
+def measure(model: str, s: int, path: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--model", model, "--s", str(s), "--path", path,
+           "--seq", str(args.seq), "--chunk", str(args.chunk), "--threads", str(args.threads),
+           "--budget", str(args.budget), "--device", args.device]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares (intercept, slope); a line through the origin for one point."""
+    if len(xs) == 1:
+        return 0.0, ys[0] / xs[0]
+    n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return my - slope * mx, slope
+
+
+def _previous(args) -> dict:
+    """Measured rows already in --out, by (model, seq_len, samples, path)."""
+    if not args.out.is_file():
+        return {}
+    with args.out.open(newline="") as f:
+        return {(r["model"], int(r["seq_len"]), int(r["samples"]), r["path"]): r
+                for r in csv.DictReader(f) if r["status"] == "measured"}
+
+
+def rows_for(model: str, args, common: dict) -> list[dict]:
+    kinds = "+".join(MODELS[model][1])
+    previous = _previous(args) if args.keep_measured else {}
+    owned = plan(model, 1, None)[2]
+    rows = []
+    for path in ("one pass", "budgeted"):
+        budget = None if path == "one pass" else args.budget
+        measured = []
+        for s in sorted(set(args.samples) | {PAPER_S}):
+            passes, pass_bytes, _ = plan(model, s, budget)
+            row = {"model": model, "partition": kinds, "owned_params": owned, "seq_len": args.seq, "samples": s,
+                   "path": path, "memory_gb": "null" if budget is None else budget, "passes": passes,
+                   "pass_gb": f"{pass_bytes / GB:.3f}",
+                   "gflops": f"{gflops(model, s, args.seq, args.chunk, budget):.1f}", **common}
+            fits = pass_bytes <= args.max_gb * GB
+            old = previous.get((model, args.seq, s, path))
+            if old is not None and s in args.samples:  # --keep-measured: not run again
+                row.update({k: old[k] for k in ("passes", "pass_gb", "extra_gb", "peak_gb", "seconds", "status")})
+                row.update({k: old[k] for k in common})
+                measured.append(row)
+            elif s in args.samples and fits:
+                print(f"ntk_memory: {model} S={s} {path} ...", file=sys.stderr, flush=True)
+                got = measure(model, s, path, args)
+                row.update(passes=got["passes"], pass_gb=f"{got['pass'] / GB:.3f}",
+                           extra_gb=f"{(got['peak'] - got['base']) / GB:.3f}", peak_gb=f"{got['peak'] / GB:.3f}",
+                           seconds=f"{got['seconds']:.1f}", status="measured")
+                measured.append(row)
+                _write(args, [*rows, row])  # so far: an interrupted run keeps what it measured
+            else:
+                row["status"] = "extrapolated"
+            rows.append(row)
+        done = [r for r in rows if r["path"] == path and r["status"] == "measured"]
+        if not done:
+            continue
+        ss = [r["samples"] for r in done]
+        a, b = _fit(ss, [float(r["extra_gb"]) for r in done])
+        last = max(done, key=lambda r: r["samples"])
+        overhead = float(last["extra_gb"]) - float(last["pass_gb"])
+        per = float(last["seconds"]) / (last["samples"] * int(last["passes"]))
+        for r in rows:
+            if r["path"] == path and r["status"] == "extrapolated":
+                s = r["samples"]
+                extra = a + b * s if path == "one pass" else overhead + float(r["pass_gb"])
+                r.update(extra_gb=f"{extra:.3f}", seconds=f"{per * s * r['passes']:.1f}")
+    return rows
+
+
+def _write(args, rows: list[dict]) -> list[dict]:
+    """Write `rows` to --out, keeping the rows there of models not in `rows` (and, for the models
+    in `rows`, measured rows at other S) ; returns what was written."""
+    keep = []
+    if args.out.is_file():
+        with args.out.open(newline="") as f:
+            done = {(r["model"], int(r["seq_len"]), int(r["samples"]), r["path"]) for r in rows}
+            models = {r["model"] for r in rows}
+            keep = [r for r in csv.DictReader(f) if r["model"] not in models or (
+                r["status"] == "measured" and (r["model"], int(r["seq_len"]), int(r["samples"]), r["path"]) not in done)]
+    out = keep + rows
+    write_csv_atomic(args.out, out, FIELDS)
+    return out
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| model | S | path | passes | per-sample grads of a pass (GB) | extra memory (GB) | GFLOPs | seconds | status |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['samples']} | {r['path']} | {r['passes']} | {r['pass_gb']} | "
+                     f"{r.get('extra_gb', '')} | {r.get('gflops', '')} | {r.get('seconds', '')} | {r['status']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--samples", nargs="+", type=int, default=[4, 8, 16])
+    p.add_argument("--seq", type=int, default=512)
+    p.add_argument("--chunk", type=int, default=4)
+    p.add_argument("--budget", type=float, default=4.0, help="ntk.memory_gb of the budgeted path")
+    p.add_argument("--max-gb", type=float, default=5.0, help="run a path only if a pass's per-sample gradients fit")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--keep-measured", action="store_true",
+                   help="take measured rows already in --out instead of running them again (extrapolations are redone)")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ntk_memory.csv")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--s", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--path", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        child(args)
+        return 0
+    hw = hardware(torch.device(args.device))
+    common = {"threads": args.threads, "chunk": args.chunk, "device": args.device, "cpu": hw["cpu"],
+              "gpu": hw["gpu"] or "", "torch": torch.__version__}
+    rows = [r for m in args.models for r in rows_for(m, args, common)]
+    rows = _write(args, rows)
+    print(markdown(rows))
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

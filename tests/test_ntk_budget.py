@@ -1,0 +1,104 @@
+"""mNTK within a memory budget (mat.ntk_budget): the passes give the single pass's Grams, each pass
+holds no more per-sample gradient bytes than the budget, an impossible budget is a config error,
+and a MAT run with a forcing budget logs what it logs without one."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from mat import ntk
+from mat.models import build_model, build_partition
+from mat.ntk_budget import GB, NtkBudgetError, plan_passes
+
+S = 6
+KINDS = {"bert": ["head"], "switch": ["head", "expert"], "vgg16": ["filter"]}
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _setup(arch):
+    torch.manual_seed(0)
+    if arch == "vgg16":
+        model = build_model({"arch": arch, "size": "micro"})
+        x = torch.randn(S, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    else:
+        cfg = {"arch": arch, "size": "micro", "vocab_size": 31}
+        model = build_model({**cfg, "capacity_factor": 1.0} if arch == "switch" else cfg)
+        x = torch.randint(0, 31, (S, 11), generator=torch.Generator().manual_seed(1))
+    return model, x, build_partition(model, KINDS[arch])
+
+
+def _one_layer_budget(model, part) -> float:
+    """The smallest budget in GB that every layer fits alone: forces about one pass per layer."""
+    params = dict(model.named_parameters())
+    layers: dict[str, list[int]] = {}
+    for n in part.param_names:
+        layers.setdefault(n.rpartition(".")[0], []).append(params[n].numel())
+    return max(4 * S * (sum(v) + max(v)) for v in layers.values()) / GB
+
+
+@pytest.mark.parametrize("arch", ["bert", "switch", "vgg16"])
+def test_budgeted_passes_equal_the_single_pass_and_stay_within_the_budget(arch):
+    model, x, part = _setup(arch)
+    single = []
+    one = ntk.module_grams(model, x, part, chunk_size=4, memory_gb=None, pass_bytes=single)
+    budget = _one_layer_budget(model, part)
+    held: list[int] = []
+    many = ntk.module_grams(model, x, part, chunk_size=4, memory_gb=budget, pass_bytes=held)
+    assert len(single) == 1 and len(held) >= 3
+    assert max(held) <= budget * GB  # what each pass allocated for per-sample gradients
+    assert sum(held) == single[0]  # every owned parameter formed exactly once
+    assert ((many - one).abs().max() / one.abs().max()).item() <= 1e-6
+
+
+def test_pass_plan_covers_each_owned_parameter_once_in_forward_order():
+    model, _, part = _setup("switch")
+    passes = plan_passes(model, part.param_names, S, _one_layer_budget(model, part))
+    names = [n for p in passes for n in p.names]
+    order = [n for n, _ in model.named_parameters() if n in set(part.param_names)]
+    assert names == order
+    assert plan_passes(model, part.param_names, S, None)[0].names == tuple(order)
+
+
+def test_impossible_budget_names_the_layer_its_size_and_the_budget():
+    model, _, part = _setup("bert")
+    with pytest.raises(NtkBudgetError, match=r"layer '.*' alone needs .* GB .* owned parameters x S=6 .* budget of 1e-09 GB"):
+        plan_passes(model, part.param_names, S, 1e-9)
+
+
+def test_impossible_budget_is_a_config_error_before_training(run_config):
+    from mat.train import load_run_config
+    from mat.train.run_config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"ntk\.memory_gb: layer '.*' alone needs"):
+        load_run_config(run_config("bert", ntk={"samples": 4, "top_k": 4, "memory_gb": 1.0e-9}))
+    assert load_run_config(run_config("bert"))["ntk"]["memory_gb"] == 4
+
+
+@pytest.mark.parametrize("arch", ["bert", "switch"])
+def test_mat_run_with_a_forcing_budget_logs_the_same(run_config, tmp_path, arch, caplog):
+    import re
+
+    from mat.train import load_run_config, train
+
+    model, _, part = _setup(arch)  # micro sizes, as the run's; S = 4 in the run, so this budget forces passes
+    budget = _one_layer_budget(model, part) * 4 / S
+    mat = {"name": "mat", "start_epoch": 0, "interval": 1, "alpha": 0.5}
+    out = {}
+    for label, gb in (("null", None), ("forced", budget)):
+        cfg = load_run_config(run_config(arch, mat, ntk={"samples": 4, "top_k": 4, "memory_gb": gb}))
+        with caplog.at_level("INFO", logger="mat.train"):
+            caplog.clear()
+            train(cfg, tmp_path / label)
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mNTK:")]
+        assert len(lines) == 1  # at the first evaluation only
+        passes = int(re.match(r"mNTK: (\d+) pass", lines[0]).group(1))
+        assert (passes == 1) if gb is None else (passes > 1)
+        out[label] = {f: pd.read_csv(tmp_path / label / f) for f in ("mntk.csv", "modules.csv", "metrics.csv")}
+    for f in ("mntk.csv", "modules.csv"):
+        pd.testing.assert_frame_equal(out["forced"][f], out["null"][f], rtol=1e-6)
+    # every pass is the method's compute: more passes, more flops_mntk (one forward each)
+    spent = {k: v["metrics.csv"].iloc[-1] for k, v in out.items()}
+    assert spent["forced"].flops_mntk > spent["null"].flops_mntk > 0
+    assert spent["forced"].flops_total - spent["forced"].flops_mntk == spent["null"].flops_total - spent["null"].flops_mntk
