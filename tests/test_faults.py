@@ -14,22 +14,9 @@ from mat.train import DivergedError, RunConflictError, Trainer, load_run_config,
 from mat.train import checkpoint as ckpt
 from mat.train.tasks import DataMissingError
 
+from test_train_resume import Interrupted, interrupt_at
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class Interrupted(Exception):
-    """Stands for a killed process."""
-
-
-def interrupt_at(monkeypatch, at_step: int) -> None:
-    original = Trainer._train_step
-
-    def step(self, s, epoch):
-        if s == at_step:
-            raise Interrupted(f"killed before step {s}")
-        return original(self, s, epoch)
-
-    monkeypatch.setattr(Trainer, "_train_step", step)
 
 
 @pytest.fixture
