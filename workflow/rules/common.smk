@@ -2,6 +2,7 @@
 import hashlib
 import shlex
 import sys
+import os
 from pathlib import Path
 import json
 
@@ -118,12 +119,16 @@ def _with_missing_runs_marker(name, files):
     missing. Snakemake does not rebuild the missing inputs of a job whose output exists, so in a
     fresh clone (committed tables, no runs) `snakemake results/tiny/table3.csv` did nothing; the
     marker, newer than the committed table, makes the table stale, and its missing runs are
-    trained first. Once the runs exist the marker is no longer an input."""
-    if all(Path(f).exists() for f in files):
-        return files
+    trained first. The marker is always an input (a changing set of inputs would itself make the
+    table stale on the next run); made while every run exists, it is dated 1970 so that it makes
+    nothing stale."""
     marker = Path(f".snakemake/mat-missing-runs/{PROFILE}/{name}")
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
+    if not all(Path(f).exists() for f in files):
+        marker.touch()
+    elif not marker.exists():
+        marker.touch()
+        os.utime(marker, (0, 0))
     return files + [str(marker)]
 
 
