@@ -185,3 +185,19 @@ def test_a_layer_with_every_head_pruned_still_computes_the_zeroed_model():
         h.remove()
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
     assert widths == [16, 8]
+
+
+def test_paper_accounting_does_not_subtract_removed_heads_twice(run_config, tmp_path):
+    """A pruned head is out of the forward, so the paper's accounting must not subtract its forward
+    FLOPs again as a 'frozen' module: per-module forward FLOPs counted before pruning (MAT-prune
+    prunes mid-run) are not reused after it."""
+    from mat.flops import MeasuredComputeMeter
+
+    trainer = _run(run_config, tmp_path, "snip", SNIP, max_steps=1)
+    pruned, pb = trainer.pruned.clone(), trainer.backward
+    meter = MeasuredComputeMeter(trainer.model, trainer.partition, partial_backward=pb)
+    x = torch.randint(0, 200, (4, trainer.cfg["data"]["seq_len"]))
+    pb.set_removed(torch.zeros_like(pruned))  # before pruning: every head in the forward
+    assert meter.frozen_forward(x, ~pruned) > 0
+    pb.set_removed(pruned)  # after: the pruned heads cost nothing, and only they are not updated
+    assert meter.frozen_forward(x, ~pruned) == 0

@@ -221,8 +221,8 @@ class MeasuredComputeMeter:
         if pb is None:
             active = None  # the decision does not change the work without a partial backward
         key = f"{_shape_key(inputs)}|{_active_key(active)}"
-        if active is not None and bool(pb.removed.any()):  # pruned heads gone: a smaller model
-            key += f"|removed:{_active_key(pb.removed)}"
+        if active is not None:
+            key += self._removed_key()
         if key not in self._steps:
             if pb is None:
                 ctx = contextlib.nullcontext()
@@ -231,15 +231,29 @@ class MeasuredComputeMeter:
             with ctx:
                 c = count_step(self.model, inputs, self._embedding_names)
             self._steps[key] = [c["fwd"], c["fwd_emb"], c["bwd"], c["bwd_emb"]]
-            self._module_fwd.setdefault(_shape_key(inputs), module_forward_flops(self.model, self.partition, c["fwd_modules"]))
+            self._module_fwd.setdefault(self._model_key(inputs), module_forward_flops(self.model, self.partition, c["fwd_modules"], self._removed()))
         return self._steps[key]
+
+    def _removed_key(self) -> str:
+        """'' or '|removed:...' while pruned heads are out of the computation (a smaller model)."""
+        pb = self.partial_backward
+        return f"|removed:{_active_key(pb.removed)}" if pb is not None and bool(pb.removed.any()) else ""
+
+    def _removed(self) -> list[bool] | None:
+        pb = self.partial_backward
+        return None if pb is None else pb.removed.bool().tolist()
+
+    def _model_key(self, inputs: torch.Tensor) -> str:
+        """Batch shape and the model's current set of removed heads: what per-module forward
+        FLOPs depend on (a removed head costs nothing, so it must not be subtracted again)."""
+        return _shape_key(inputs) + self._removed_key()
 
     def module_forward(self, inputs: torch.Tensor) -> list[int]:
         """Forward FLOPs of each partition module for a batch of this shape (`mat.module_flops`)."""
-        shape = _shape_key(inputs)
+        shape = self._model_key(inputs)
         if shape not in self._module_fwd:
             c = count_step(self.model, inputs, self._embedding_names)
-            self._module_fwd[shape] = module_forward_flops(self.model, self.partition, c["fwd_modules"])
+            self._module_fwd[shape] = module_forward_flops(self.model, self.partition, c["fwd_modules"], self._removed())
         return self._module_fwd[shape]
 
     def frozen_forward(self, inputs: torch.Tensor, active: torch.Tensor | None) -> int:

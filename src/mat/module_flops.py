@@ -20,7 +20,7 @@ matmuls, convolutions and attention only).
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from torch import nn
 
@@ -37,22 +37,35 @@ def _own_children_flops(counts: Mapping[str, int], parent: str) -> int:
     return sum(v for k, v in counts.items() if k.startswith(prefix) and "." not in k[len(prefix):])
 
 
-def module_forward_flops(model: nn.Module, partition: Partition, counts: Mapping[str, int]) -> list[int]:
+def module_forward_flops(
+    model: nn.Module, partition: Partition, counts: Mapping[str, int], removed: Sequence[bool] | None = None
+) -> list[int]:
     """Forward FLOPs of each module of `partition` (partition order) in the pass that gave `counts`.
+    `removed[i]`: module i was out of that pass (a pruned head, `mat.backward`): it costs 0 and the
+    layer's FLOPs are shared among the kept rows only.
 
     `counts`: FlopCounterMode's per-module totals of one forward, {"<RootClass>.<path>": FLOPs}.
     """
     root = type(model).__name__
     shapes = {name: p.shape for name, p in model.named_parameters()}
+    gone: dict[tuple[str, int], int] = {}  # (param, dim) -> rows of removed modules
+    for i, module in enumerate(partition.modules):
+        if removed is not None and removed[i]:
+            for s in module.slices:
+                if s.dim is not None:
+                    gone[(s.param, s.dim)] = gone.get((s.param, s.dim), 0) + s.stop - s.start
     out = []
-    for module in partition.modules:
+    for i, module in enumerate(partition.modules):
+        if removed is not None and removed[i]:
+            out.append(0)
+            continue
         total, head_share, attention = 0.0, None, None
         for s in module.slices:
             shape = shapes[s.param]
             if len(shape) < 2:
                 continue  # a bias or a norm scale: no counted FLOPs
             layer = f"{root}.{_parent(s.param)}"
-            share = 1.0 if s.dim is None else (s.stop - s.start) / shape[s.dim]
+            share = 1.0 if s.dim is None else (s.stop - s.start) / (shape[s.dim] - gone.get((s.param, s.dim), 0))
             total += share * counts.get(layer, 0)
             if module.kind == "head" and s.dim == 0 and head_share is None:
                 head_share, attention = share, _parent(layer)
