@@ -12,7 +12,7 @@ small profiles (the paper reports about 1.5%). For every MAT run of a profile (m
                      `ntk.memory_gb` implies, each counted), counted with FlopCounterMode on
                      a shape-only ("meta") copy of the model: the same count as on a real one
                      (eigen-decompositions of the S x S Grams are not matmuls and count 0)
-    training FLOPs   steps x one vanilla step (benchmarks/gpu_hours.py `plan`): an upper bound on a
+    training FLOPs   steps x one vanilla step (`mat.bench.forecast.plan`): an upper bound on a
                      MAT step, so the share below is slightly LOW where MAT freezes much
     share            evaluations x FLOPs per eval / (training FLOPs + evaluations x FLOPs per eval)
 
@@ -20,7 +20,7 @@ Where the profile's runs exist on disk (`results/<profile>/runs/<experiment>/<me
 metrics.csv`, e.g. after `snakemake --cores all` for tiny), the measured share of the finished runs
 is reported beside the plan: `flops_mntk / flops_total` on the last row (mat.flops; the mNTKs
 logged only for the figures are not in either). Step counts of epoch-based WikiText runs are lower
-bounds without the data (see gpu_hours.py), which makes their planned share an upper bound.
+bounds without the data (see `mat.bench.forecast`), which makes their planned share an upper bound.
 
     python benchmarks/mat_overhead.py                       # tiny, small, paper
     python benchmarks/mat_overhead.py --profiles tiny
@@ -38,15 +38,17 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from gpu_hours import ROOT, Datasets, StepFlops, plan  # benchmarks/ is the script's folder, so on sys.path
 from torch.utils.flop_counter import FlopCounterMode
 
+from mat.bench.forecast import Datasets, StepFlops, plan
 from mat.models import build_model, build_partition
 from mat.ntk import module_grams, passes
 from mat.policies import build_policy
 from mat.profiles import ProfileError, load_profile, run_config, runs
 from mat.report.io import write_csv_atomic
 from mat.train.run_config import IMAGE_DATASETS, load_run_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MAT_METHODS = ("mat", "mat_prune")
 TARGET_SHARE = 0.01

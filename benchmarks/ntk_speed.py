@@ -44,22 +44,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import statistics
-import time
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mat import ntk
+from mat.atomic import write_csv_atomic
+from mat.bench.harness import load_avg, round_robin
 from mat.models import build_model, build_partition
-from mat.report.io import write_csv_atomic
-from mat.train.summary import hardware
-
-
-def cpu_name() -> str:
-    return hardware(torch.device("cpu"))["cpu"]
+from mat.provenance import cpu_name
 
 
 def grams_from(grads: dict[str, torch.Tensor], part, s: int) -> torch.Tensor:
@@ -147,17 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
-        times: dict[str, list[float]] = {m: [] for m in methods}
-        cpu: dict[str, list[float]] = {m: [] for m in methods}
         results: dict[str, torch.Tensor] = {}
         for m, fn in methods.items():  # warm-up (allocator, kernels)
             results[m] = fn()
-        for _ in range(args.repeats):  # interleaved, so load changes on a shared machine hit every method
-            for m, fn in methods.items():
-                t0, c0 = time.perf_counter(), time.process_time()
-                fn()
-                times[m].append(time.perf_counter() - t0)
-                cpu[m].append(time.process_time() - c0)
+        # interleaved in a fixed order, so load changes on a shared machine hit every method
+        times, cpu = round_robin(methods, repeats=args.repeats, warmup=0, seed=0, shuffle=False, label=None)
 
         ref = results["loop"]
         loop_s, loop_min = statistics.median(times["loop"]), min(times["loop"])
@@ -180,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                     "torch": torch.__version__,
                     "cpu": cpu_name(),
                     "threads": threads,
-                    "load_avg_1min": f"{os.getloadavg()[0]:.2f}",  # other work on the machine at the time
+                    "load_avg_1min": f"{load_avg():.2f}",  # other work on the machine at the time
                 }
             )
             print(f"threads {threads}  {m:22s} {sec:8.3f} s  x{loop_s / sec:5.2f}  rel diff {rel:.1e}  (runs: {', '.join(f'{t:.2f}' for t in times[m])})")

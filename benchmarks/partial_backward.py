@@ -3,9 +3,9 @@
 For BERT (heads) and VGG16 (filters): a plain model ("vanilla") and the same model with the
 partial backward installed and 0%, 25%, 50%, 75% of the modules of every layer frozen (a seeded
 random choice per layer). Each training step is forward + cross-entropy + backward + optimizer
-step; the variants are timed round-robin (one step each per round, in a fresh random order, so
-load drift on a shared machine hits them alike) and the median over rounds is kept, after warm-up
-rounds. Wall-clock seconds decide; process CPU seconds are reported beside them because on a
+step (the trainer's, `mat.train.step`); the variants are timed by the project's harness
+(`mat.bench.harness.round_robin`: one step each per round, in a fresh random order, so load drift on
+a shared machine hits them alike) and the median over rounds is kept, after warm-up rounds. Wall-clock seconds decide; process CPU seconds are reported beside them because on a
 shared CPU they are less disturbed by other processes. FLOPs are
 measured with `mat.flops.count_step` (forward, and the backward that really runs).
 
@@ -29,12 +29,15 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from mat.atomic import write_csv_atomic
 from mat.backward import install_partial_backward
+from mat.bench.harness import round_robin
+from mat.bench.variants import frozen_mask
 from mat.flops import count_step
 from mat.models import build_model, build_partition
-from mat.report.io import write_csv_atomic
+from mat.train.step import objective, update
+from mat.train.tasks import cross_entropy
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75)
 FIELDS = (
@@ -44,31 +47,13 @@ FIELDS = (
 )
 
 
-def frozen_mask(partition, fraction: float, seed: int) -> torch.Tensor:
-    """Active mask with round(fraction * n) modules of every layer frozen, chosen at random."""
-    active = torch.ones(len(partition), dtype=torch.bool)
-    g = torch.Generator().manual_seed(seed)
-    for (_, _), idx in partition.groups().items():
-        k = round(fraction * len(idx))
-        pick = torch.randperm(len(idx), generator=g)[:k]
-        active[torch.tensor(idx)[pick]] = False
-    return active
+def make_step(model, inputs, targets, optimizer):
+    """One training step as the trainer takes it (`mat.train.step`), for the harness to time."""
 
-
-def make_step(model, inputs, targets, optimizer, device):
-    def step() -> tuple[float, float]:
-        """(wall seconds, process CPU seconds) of one training step."""
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        c0, t0 = time.process_time(), time.perf_counter()
+    def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        logits = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        loss.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - t0, time.process_time() - c0
+        loss, _ = objective(model, inputs, targets, cross_entropy)
+        update(loss, optimizer)
 
     return step
 
@@ -91,22 +76,14 @@ def bench(name, config, cfg, kind, inputs, targets, make_optimizer, args, device
         c = count_step(m, inputs)  # what the meter pays once per new (shape, active set)
         count_s[key] = time.perf_counter() - t0
         flops[key] = (c["fwd"], c["bwd"])
-        steps[key] = make_step(m, inputs, targets, opt_plain if mask is None else opt_model, device)
+        steps[key] = make_step(m, inputs, targets, opt_plain if mask is None else opt_model)
 
-    times = {key: [] for key in variants}
-    cpu = {key: [] for key in variants}
-    order = list(variants)
-    rng = torch.Generator().manual_seed(args.seed)
-    for r in range(args.warmup + args.repeats):
-        for i in torch.randperm(len(order), generator=rng).tolist():  # a fresh order every round
-            key, (_, mask) = order[i], variants[order[i]]
-            if mask is not None:
-                pb.set_active(mask)
-            t, c = steps[key]()
-            if r >= args.warmup:
-                times[key].append(t)
-                cpu[key].append(c)
-        print(f"{name}: round {r + 1}/{args.warmup + args.repeats}", flush=True)
+    def before(key) -> None:
+        if variants[key][1] is not None:
+            pb.set_active(variants[key][1])
+
+    times, cpu = round_robin(steps, repeats=args.repeats, warmup=args.warmup, seed=args.seed, device=device,
+                             before=before, label=f"{name}: ")
 
     base_t, base_c = statistics.median(times["vanilla"]), statistics.median(cpu["vanilla"])
     base_f = sum(flops["vanilla"])

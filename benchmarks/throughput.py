@@ -8,11 +8,13 @@ labelled -100, as `mat.data.mask_tokens` makes them), backward, AdamW step. Vari
 - 0 ("vanilla"): every head trained;
 - f > 0: a MAT step with round(f x heads) heads of every layer frozen, through the project's partial
   backward (`mat.backward`: frozen heads compute no weight gradient), the heads chosen as in
-  benchmarks/partial_backward.py (`frozen_mask`, imported from there).
+  benchmarks/partial_backward.py (`mat.bench.variants.frozen_mask`).
 
-The variants are timed round-robin (one step each per round, in a fresh random order) after
-`--warmup` rounds, and the median over `--repeats` rounds is kept (CUDA synchronised around each
-step). FLOPs are measured with `mat.flops.count_step` (the forward and the backward that really
+The step is the trainer's own (`mat.train.step`: objective under autocast, then backward and the
+optimizer step), with the trainer's MLM loss (`mat.train.tasks.cross_entropy`). The variants are
+timed by the project's harness (`mat.bench.harness.round_robin`: one step each per round, in a fresh
+random order, after `--warmup` rounds; the median over `--repeats` rounds is kept; CUDA
+synchronised around each step). FLOPs are measured with `mat.flops.count_step` (the forward and the backward that really
 runs, partial backward seen) on a shape-only copy of the model (PyTorch's "meta" device: no memory,
 no arithmetic, the same FLOPs as counting the real model, checked by the tests) built with eager
 attention, so attention is counted as the model's 4*B*h*L^2*d forward FLOPs (twice that backward)
@@ -22,7 +24,7 @@ with no credit for a flash kernel recomputing its scores.
     achieved TFLOP/s = measured FLOPs of one step / median step seconds
     MFU              = achieved / peak
 
-The peak is `--peak-tflops`, or for a CUDA device found in PEAK_TFLOPS (NVIDIA's dense tensor-core
+The peak is `--peak-tflops`, or for a CUDA device found in `mat.bench.peaks` (NVIDIA's dense tensor-core
 numbers, no 2:4 sparsity) the entry for the precision that runs: bf16 (`--precision bf16`, autocast
 of forward and loss as in the trainer), tf32 (`--precision tf32`, fp32 tensors with TF32 matmuls) or
 fp32 (`--precision fp32` with torch's default "highest" matmul precision). On a CPU the peak is left
@@ -47,33 +49,25 @@ Output: benchmarks/results/throughput.csv (a temporary file in the same folder, 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from partial_backward import frozen_mask  # benchmarks/ is the script's folder, so on sys.path
 
+from mat.atomic import write_csv_atomic
 from mat.backward import install_partial_backward
+from mat.bench.harness import load_avg, round_robin
+from mat.bench.peaks import PEAK_TFLOPS, peak_tflops
+from mat.bench.variants import frozen_mask
 from mat.data import MaskSpec, mask_tokens
 from mat.flops import count_step
 from mat.models import build_model, build_partition
 from mat.policies.base import Decision
-from mat.report.io import write_csv_atomic
-from mat.train.summary import hardware as run_hardware
+from mat.provenance import device_name as hardware
+from mat.train.step import autocast, objective, update
+from mat.train.tasks import cross_entropy
 
-# Dense peak TFLOP/s (NVIDIA datasheets; the sparse figures there are twice these). Keys are matched
-# as substrings of torch.cuda.get_device_name(); PCIe and NVL variants of H100/H200 have lower peaks
-# and are not in the table: pass --peak-tflops for them (and for any other device).
-PEAK_TFLOPS = {
-    "H200": {"bf16": 989.0, "tf32": 494.0, "fp32": 67.0},  # H200 SXM
-    "H100": {"bf16": 989.0, "tf32": 494.0, "fp32": 67.0},  # H100 SXM
-    "A100": {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5},  # SXM and PCIe alike
-}
-NOT_IN_TABLE = ("PCIe", "NVL")
-IGNORE = -100  # label of an unmasked position (F.cross_entropy's ignore_index)
+__all__ = ["PEAK_TFLOPS", "frozen_mask", "hardware", "main", "measured_flops", "model_config", "peak_tflops", "run"]
 SPECIAL_IDS = (0, 1, 2, 3, 4)  # [PAD] [UNK] [CLS] [SEP] [MASK], as mat.data.tokenizer numbers them
 MASK_ID = 4
 
@@ -84,39 +78,6 @@ FIELDS = (
     "mfu", "flops_saving", "time_saving", "time_per_flops_saving", "hardware", "device", "torch", "threads",
     "load_avg", "repeats", "warmup", "note",
 )
-
-
-# ---------------------------------------------------------------------------------- hardware
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), as run summaries record it."""
-    return run_hardware(torch.device("cpu"))["cpu"]
-
-
-def hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_name()} ({os.cpu_count()} logical cores; CPU, no GPU)"
-
-
-def matmul_precision(precision: str) -> str:
-    """What the matmuls run in: bf16, tf32 or fp32 (torch's float32 matmul precision decides)."""
-    if precision == "bf16":
-        return "bf16"
-    return "fp32" if torch.get_float32_matmul_precision() == "highest" else "tf32"
-
-
-def peak_tflops(device: torch.device, precision: str, given: float | None) -> tuple[float | None, str]:
-    """(peak TFLOP/s, where it came from); (None, reason) when unknown."""
-    if given is not None:
-        return given, "--peak-tflops"
-    if device.type != "cuda":
-        return None, "none: CPU (give --peak-tflops)"
-    name, kind = torch.cuda.get_device_name(device), matmul_precision(precision)
-    if not any(s in name for s in NOT_IN_TABLE):
-        for key, peaks in PEAK_TFLOPS.items():
-            if key in name:
-                return peaks[kind], f"table: {key} {kind} dense"
-    return None, f"none: {name!r} not in the table (give --peak-tflops)"
 
 
 # ---------------------------------------------------------------------------------- model and data
@@ -158,25 +119,15 @@ def measured_flops(cfg: dict, masks: dict, inputs_shape) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------------------- timing
-def make_step(forward, inputs, labels, optimizer, opt_masks, bf16: bool, device: torch.device):
-    def step() -> float:
-        """Wall seconds of one training step (synchronised on CUDA)."""
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
+# ---------------------------------------------------------------------------------- the step
+def make_step(forward, inputs, labels, optimizer, opt_masks, bf16: bool):
+    """One training step as the trainer takes it (`mat.train.step`), for the harness to time."""
+
+    def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            logits = forward(inputs)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE)
-        loss.backward()
-        if opt_masks is None:
-            optimizer.step()
-        else:  # the trainer's masked optimizer: masks built per step, as the trainer does
-            optimizer.step(opt_masks())
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - t0
+        with autocast(bf16):
+            loss, _ = objective(forward, inputs, labels, cross_entropy)
+        update(loss, optimizer, opt_masks)  # opt_masks: built per step, as the trainer does
 
     return step
 
@@ -218,23 +169,14 @@ def run(args) -> list[dict]:
     optimizer, masks_for = build_optimizer(model, part, args.optimizer, device)
     steps = {
         f: make_step(forward, inputs, labels, optimizer, masks_for(masks[f]) if masks_for else None,
-                     args.precision == "bf16", device)
+                     args.precision == "bf16")
         for f in fractions
     }
-
-    times: dict[float, list[float]] = {f: [] for f in fractions}
-    rng = torch.Generator().manual_seed(args.seed)
-    for r in range(args.warmup + args.repeats):
-        for i in torch.randperm(len(fractions), generator=rng).tolist():  # a fresh order every round
-            f = fractions[i]
-            pb.set_active(masks[f])
-            t = steps[f]()
-            if r >= args.warmup:
-                times[f].append(t)
-        print(f"round {r + 1}/{args.warmup + args.repeats}" + (" (warm-up)" if r < args.warmup else ""), flush=True)
+    times, _ = round_robin(steps, repeats=args.repeats, warmup=args.warmup, seed=args.seed, device=device,
+                           before=lambda f: pb.set_active(masks[f]))
     pb.remove()
     # The machine's 1-minute load average after timing: on a shared CPU, other processes' share.
-    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+    load = "" if load_avg() is None else f"{load_avg():.2f}"
 
     peak, peak_source = peak_tflops(device, args.precision, args.peak_tflops)
     tokens = args.batch * args.seq_len

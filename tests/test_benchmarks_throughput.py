@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
-import sys
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -17,17 +17,18 @@ TINY_BERT = [
 ]
 
 
+def load_script(name: str):
+    """A benchmark script as a module, loaded from its file (benchmarks/ is not a package; its
+    scripts import only the installed `mat`, never each other)."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def scripts():
-    """The two scripts as modules (benchmarks/ is not a package: its scripts import each other by name)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import gpu_hours
-        import throughput
-
-        yield throughput, gpu_hours
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    return load_script("throughput"), load_script("gpu_hours")
 
 
 def read(path: Path) -> list[dict]:
@@ -89,8 +90,8 @@ def test_meta_count_equals_counting_the_real_model(scripts, one_thread):
     throughput, _ = scripts
     from mat.backward import install_partial_backward
     from mat.flops import count_step
+    from mat.bench.variants import frozen_mask
     from mat.models import build_model, build_partition
-    from partial_backward import frozen_mask
 
     args = throughput.parse_args([*TINY_BERT, "--out", "unused.csv"])
     cfg = throughput.model_config(args)
@@ -119,6 +120,7 @@ def resolved_run(profile, experiment, method, data_dir):
 def test_gpu_hours_steps_equal_the_trainers(scripts, tmp_path, tiny_text_dir, tiny_images_dir, experiment, one_thread):
     _, gpu_hours = scripts
     from mat.profiles import load_profile
+    from mat.train import RunPlan
     from mat.train.loop import Trainer
 
     profile = load_profile("tiny", ROOT / "config" / "profiles")
@@ -126,10 +128,13 @@ def test_gpu_hours_steps_equal_the_trainers(scripts, tmp_path, tiny_text_dir, ti
     cfg = resolved_run(profile, experiment, "mat", data_dir)
     n_train, _, source, exact = gpu_hours.Datasets(profile, ROOT, tmp_path).describe(cfg)
     assert source.startswith("counted from") and exact
-    spe, steps = gpu_hours.planned_steps(cfg["train"], n_train)
+    plan = RunPlan.from_config(cfg["train"], n_train)
     trainer = Trainer(copy.deepcopy(cfg), tmp_path / "run")
-    assert (spe, steps) == (trainer.steps_per_epoch, trainer.total_steps)
-    assert cfg["train"]["max_steps"] is None and steps == cfg["train"]["epochs"] * spe
+    assert plan == trainer.plan  # the benchmarks' plan is the trainer's own
+    assert (plan.steps_per_epoch, plan.total_steps) == (trainer.steps_per_epoch, trainer.total_steps)
+    assert cfg["train"]["max_steps"] is None and plan.total_steps == cfg["train"]["epochs"] * plan.steps_per_epoch
+    forecast = gpu_hours.plan(cfg, gpu_hours.Datasets(profile, ROOT, tmp_path), gpu_hours.StepFlops())
+    assert (forecast["steps_per_epoch"], forecast["steps_per_run"]) == (plan.steps_per_epoch, plan.total_steps)
 
 
 def test_gpu_hours_flops_equal_a_real_runs_metrics(scripts, tmp_path, run_config, one_thread):
@@ -158,7 +163,12 @@ def test_gpu_hours_documented_sizes_without_data(scripts, tmp_path):
     text = resolved_run(profile, "table1", "vanilla", tmp_path / "none")
     n, _, source, exact = ds.describe(text)
     assert n == 2_088_628 // 127 and source.startswith("lower bound") and not exact
-    assert gpu_hours.planned_steps({"batch_size": 8, "max_steps": 12000, "epochs": None}, None) == (None, 12000)
+    from mat.train import RunPlan
+
+    plan = RunPlan.from_config({"batch_size": 8, "max_steps": 12000, "epochs": None}, None)
+    assert (plan.steps_per_epoch, plan.total_steps) == (None, 12000)
+    with pytest.raises(ValueError, match="needs n_train"):
+        RunPlan.from_config({"batch_size": 8, "max_steps": None, "epochs": 2}, None)
 
 
 def test_gpu_hours_hours_are_flops_over_throughput(scripts, tmp_path, one_thread):

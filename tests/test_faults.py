@@ -9,6 +9,7 @@ import logging
 
 import pytest
 
+from mat import atomic
 from mat.data import get
 from mat.train import DivergedError, RunConflictError, Trainer, load_run_config, train
 from mat.train import checkpoint as ckpt
@@ -118,7 +119,7 @@ def test_truncated_checkpoints_restart_from_scratch_with_a_warning(run_config, t
 def test_kill_during_checkpoint_write_leaves_the_previous_checkpoint(run_config, tmp_path, monkeypatch):
     cfg = _cfg(run_config)
     out = tmp_path / "run"
-    real_fsync = ckpt.os.fsync
+    real_fsync = atomic.os.fsync
     calls = []
 
     def killed(fd):
@@ -128,13 +129,13 @@ def test_kill_during_checkpoint_write_leaves_the_previous_checkpoint(run_config,
         real_fsync(fd)
 
     with monkeypatch.context() as m:
-        m.setattr(ckpt.os, "fsync", killed)
+        m.setattr(atomic.os, "fsync", killed)
         with pytest.raises(Interrupted):
             train(cfg, out)
     work = out / ".work"
-    assert not (work / (ckpt.NAME + ".tmp")).exists()
+    assert not atomic.temporary_files(work)
     assert ckpt.load(work / ckpt.NAME)["step"] == 2
-    (work / (ckpt.NAME + ".tmp")).write_bytes(b"half a checkpoint")  # what SIGKILL would leave
+    (work / f".{ckpt.NAME}.k1ll3d.tmp").write_bytes(b"half a checkpoint")  # what SIGKILL would leave
     assert train(cfg, out)["steps"] == 6
     assert not work.exists()
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from mat.policies.base import Decision
 from mat.train import Trainer, load_run_config
-from mat.train.tasks import _loss
+from mat.train.tasks import cross_entropy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -92,12 +92,12 @@ def test_task_loss_is_cross_entropy_over_counted_targets_only():
     logits = torch.randn(2, 5, 7)
     labels = torch.full((2, 5), -100)
     labels[0, 1], labels[1, 3], labels[1, 4] = 3, 0, 6
-    out = _loss(logits, labels)
+    out = cross_entropy(logits, labels)
     picked = torch.stack([logits[0, 1], logits[1, 3], logits[1, 4]])
     target = torch.tensor([3, 0, 6])
     assert torch.allclose(out.loss, F.cross_entropy(picked, target))
     assert torch.allclose(out.loss_sum, F.cross_entropy(picked, target, reduction="sum"))
     assert int(out.count) == 3 and int(out.correct) == int((picked.argmax(-1) == target).sum())
     # A batch with no masked token: loss 0 (not the NaN of a mean over nothing, which would stop the run).
-    none = _loss(logits, torch.full((2, 5), -100))
+    none = cross_entropy(logits, torch.full((2, 5), -100))
     assert float(none.loss) == 0.0 and int(none.count) == 0

@@ -3,7 +3,7 @@
 All bytes this package writes go through `write_chunk`, so one place turns a failing disk
 (`OSError`, e.g. ENOSPC) into a `DataError` naming the file -- and tests can make the disk fail by
 replacing that one function. Whole files are written to a temporary sibling and renamed into place
-(`os.replace` is atomic on POSIX and Windows within one filesystem).
+(`mat.atomic`, the project's one atomic writer).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
+
+from mat.atomic import write_atomic
 
 from .errors import DataError
 
@@ -91,25 +93,13 @@ def make_temp_dir(parent: Path, prefix: str, suffix: str) -> Path:
 
 
 def write_bytes_atomic(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write `chunks` to `path` via a temporary sibling and a rename: all or nothing."""
+    """Write `chunks` to `path` atomically (`mat.atomic`, the project's one writer): all or
+    nothing. Every byte goes through `write_chunk`; a failing disk becomes a `DataError`."""
     path = Path(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_atomic(path, chunks, write=lambda fh, block: write_chunk(fh, block), parents=False)
     except OSError as exc:
         raise write_failed(path, exc) from None
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is for secrets, not datasets
-        with os.fdopen(fd, "wb") as fh:
-            for block in chunks:
-                try:
-                    write_chunk(fh, block)
-                except OSError as exc:
-                    raise write_failed(path, exc) from None
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def remove_tree(path: Path) -> None:

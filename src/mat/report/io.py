@@ -1,55 +1,23 @@
-"""Atomic file output: a reader (or Snakemake) never sees a half-written table or figure.
+"""Atomic file output for the report: a reader (or Snakemake) never sees a half-written table or figure.
 
-Every report file is written to a hidden temporary file in its destination folder and then renamed
-over the destination (`os.replace`, atomic on one file system). A group of files (a table's CSV and
+The writer is the project's one (`mat.atomic`): each file goes to a hidden temporary file in its
+destination folder and is renamed over the destination. A group of files (a table's CSV and
 Markdown, a figure's PNG, PDF and CSV) is first rendered in memory, so an error leaves none of them.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import tempfile
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
+from mat.atomic import write_all_atomic, write_atomic, write_csv_atomic
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+__all__ = ["write_all_atomic", "write_bytes_atomic", "write_csv_atomic", "write_text_atomic"]
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder, then rename it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_csv_atomic(path: str | Path, rows: Iterable[Mapping], fields: Sequence[str]) -> None:
-    """Write dict rows as a CSV with header `fields`, atomically (rendered in memory first)."""
-    buf = io.StringIO(newline="")
-    w = csv.DictWriter(buf, fieldnames=list(fields))
-    w.writeheader()
-    w.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
-
-
-def write_all_atomic(files: Mapping[str | Path, bytes | str]) -> None:
-    """Write several already-rendered files, each atomically (a file is either old or new, never torn)."""
-    for path, data in files.items():
-        write_bytes_atomic(path, data.encode("utf-8") if isinstance(data, str) else data)
+    write_atomic(path, text)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from mat.report.runs import ReportInputError, RunMetrics, load_experiment
+from mat.run_folder import EIG_PREFIX, MNTK, MNTK_ID_COLUMNS, MODULES, MODULES_COLUMNS
 
-MODULES_COLUMNS = ("epoch", "module", "kind", "layer", "index", "steps_active", "steps", "pruned")
-MNTK_COLUMNS = ("epoch", "step", "partition", "module", "kind", "layer", "index", "lambda_max", "lambda_min")
+MNTK_COLUMNS = MNTK_ID_COLUMNS  # what every mntk.csv has, whatever its ntk.top_k
 _INT = ("epoch", "layer", "index", "steps_active", "steps", "step")
 _FLOAT = ("lambda_max", "lambda_min", "effective_rank")
 _BOOL = {"true": True, "false": False, "True": True, "False": False, "1": True, "0": False}
@@ -42,7 +42,7 @@ def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
 
 def read_modules(run_dir: str | Path) -> pd.DataFrame:
     """modules.csv of one run, `pruned` as bool; rows sorted by (epoch, file order)."""
-    path = Path(run_dir) / "modules.csv"
+    path = Path(run_dir) / MODULES
     df = _read(path, MODULES_COLUMNS)
     bad = sorted(set(df["pruned"].astype(str)) - set(_BOOL))
     if bad:
@@ -62,8 +62,9 @@ def read_modules(run_dir: str | Path) -> pd.DataFrame:
 
 def eig_columns(df: pd.DataFrame) -> list[str]:
     """The kept eigenvalue columns eig_0, eig_1, ... in order (the run's `ntk.top_k`)."""
-    cols = [c for c in df.columns if c.startswith("eig_") and c[4:].isdigit()]
-    return sorted(cols, key=lambda c: int(c[4:]))
+    n = len(EIG_PREFIX)
+    cols = [c for c in df.columns if c.startswith(EIG_PREFIX) and c[n:].isdigit()]
+    return sorted(cols, key=lambda c: int(c[n:]))
 
 
 def read_mntk(run_dir: str | Path, partition: str | None = None, need: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -71,7 +72,7 @@ def read_mntk(run_dir: str | Path, partition: str | None = None, need: tuple[str
 
     `need` names further columns that must be present and numeric in those rows (e.g.
     "effective_rank"). An empty selection is an error naming what the file does have."""
-    path = Path(run_dir) / "mntk.csv"
+    path = Path(run_dir) / MNTK
     df = _read(path, MNTK_COLUMNS)
     if partition is not None:
         have = sorted(set(df["partition"].astype(str)))

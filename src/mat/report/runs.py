@@ -1,8 +1,9 @@
 """Read the finished runs of one experiment: every (method, seed) the profile lists, or a clear error.
 
-A finished run folder `results/<profile>/runs/<experiment>/<method>/seed<N>/` holds `metrics.csv`
-(one row per logged train interval or evaluation, with cumulative compute columns) and
-`summary.json` (written last by the trainer, so its presence marks a run as finished). The report
+A finished run folder `results/<profile>/runs/<experiment>/<method>/seed<N>/` follows the run-folder
+contract (`mat.run_folder`): `metrics.csv` (one row per logged train interval or evaluation, with
+cumulative compute columns) and `summary.json` (written last by the trainer, so its presence marks a
+run as finished), among others. The report
 reads `metrics.csv` only; everything in a table is recomputed from it, so a table never depends on a
 number the trainer summarised in some other way.
 """
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mat import profiles
+from mat import profiles, run_folder
+from mat.run_folder import METRICS, SPLITS, SUMMARY
 
 PFLOP = 1e15  # 1 PFLOPs = 10^15 FLOPs (Sec. 5.1)
-SPLITS = ("train", "valid", "test")
 # What the report reads from metrics.csv; the trainer writes more (flops_fwd, wall_seconds, ...).
 REQUIRED_COLUMNS = ("step", "split", "loss", "accuracy", "flops_total_noemb", "flops_paper_estimate")
 
@@ -50,7 +51,7 @@ class RunMetrics:
 
 
 def _read_metrics(run_dir: Path, need_splits: tuple[str, ...], need_accuracy: bool) -> pd.DataFrame:
-    path = run_dir / "metrics.csv"
+    path = run_dir / METRICS
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -100,7 +101,7 @@ def load_experiment(
     problems: list[str] = []
     for run in profiles.runs(profile, [experiment]):
         run_dir = root / run.dir
-        files = [run_dir / "metrics.csv", run_dir / "summary.json"]
+        files = [run_dir / METRICS, run_dir / SUMMARY]
         absent = [f.name for f in files if not f.is_file()]
         if not run_dir.is_dir():
             problems.append(f"{run_dir}: run folder missing (train it: method {run.method!r}, seed {run.seed})")
@@ -109,10 +110,10 @@ def load_experiment(
             problems.append(f"{run_dir}: missing {', '.join(absent)} (the run has not finished)")
             continue
         try:
-            summary = json.loads((run_dir / "summary.json").read_text())
+            summary = run_folder.read_summary(run_dir)
             df = _read_metrics(run_dir, need_splits, need_accuracy)
         except json.JSONDecodeError as exc:
-            problems.append(f"{run_dir / 'summary.json'}: not valid JSON: {exc}")
+            problems.append(f"{run_dir / SUMMARY}: not valid JSON: {exc}")
             continue
         except ReportInputError as exc:
             problems.append(str(exc))
@@ -131,9 +132,9 @@ def load_experiment(
 def mat_evaluations(run_dir: str | Path) -> list[int] | None:
     """The epochs of MAT's mNTK evaluations in a finished run (summary.json `mat_evaluations`, written
     by the trainer); None when the run did not record them (another method, or an older run)."""
-    path = Path(run_dir) / "summary.json"
+    path = Path(run_dir) / SUMMARY
     try:
-        record = json.loads(path.read_text()).get("mat_evaluations")
+        record = run_folder.read_summary(run_dir).get("mat_evaluations")
     except (OSError, json.JSONDecodeError) as exc:
         raise ReportInputError(f"{path}: cannot read the run's summary: {exc}") from exc
     if record is None:

@@ -5,7 +5,8 @@
 """
 
 from mat.train.loop import DivergedError, RunConflictError, Trainer, train
+from mat.train.plan import RunPlan
 from mat.train.run_config import ConfigError, load_run_config
 from mat.train.tasks import DataMissingError
 
-__all__ = ["ConfigError", "DataMissingError", "DivergedError", "RunConflictError", "Trainer", "load_run_config", "train"]
+__all__ = ["ConfigError", "DataMissingError", "DivergedError", "RunConflictError", "RunPlan", "Trainer", "load_run_config", "train"]

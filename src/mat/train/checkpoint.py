@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
 from pathlib import Path
 
 import torch
 
+from mat import run_folder
+from mat.atomic import atomic_file
+
 MAGIC = b"MATCKPT1 sha256 "
-NAME = "checkpoint.pt"
-PREVIOUS = "checkpoint.prev.pt"
+NAME = run_folder.CHECKPOINT
+PREVIOUS = run_folder.CHECKPOINT_PREVIOUS
 
 
 class CheckpointError(RuntimeError):
@@ -46,26 +48,15 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(path: str | Path, state: dict) -> None:
-    """Write `state` with its checksum to `path` via a temporary file and an atomic rename; an
+    """Write `state` with its checksum to `path` atomically, on disk (fsync) before the rename; an
     existing `path` is kept as `checkpoint.prev.pt` beside it (the last two are kept)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n")
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.replace(path, path.with_name(PREVIOUS))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path, fsync=True, keep_previous=path.with_name(PREVIOUS)) as fh:
+        fh.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+        fh.write(payload)
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

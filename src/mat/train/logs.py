@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-METRICS_COLUMNS = ("step", "epoch", "split", "loss", "accuracy")  # + compute columns + wall_seconds
-MODULES_COLUMNS = ("epoch", "module", "kind", "layer", "index", "steps_active", "steps", "pruned")
-MNTK_ID_COLUMNS = ("epoch", "step", "partition", "module", "kind", "layer", "index", "lambda_max", "lambda_min")
-# `evaluation`: MAT's t (Algorithm 1) when this mNTK was one of its evaluations, else empty
-MNTK_REPORT_COLUMNS = ("effective_rank", "threshold", "information", "stopped", "evaluation")
+from mat import run_folder
+from mat.atomic import write_atomic
 
-
-def mntk_columns(top_k: int) -> tuple[str, ...]:
-    return MNTK_ID_COLUMNS + tuple(f"eig_{i}" for i in range(top_k)) + MNTK_REPORT_COLUMNS
+# The columns of each log are the run-folder contract's (`mat.run_folder`).
+METRICS_COLUMNS, MODULES_COLUMNS, mntk_columns = run_folder.METRICS_COLUMNS, run_folder.MODULES_COLUMNS, run_folder.mntk_columns
 
 
 def _cell(value) -> str:
@@ -63,10 +58,7 @@ class CsvLog:
             raise ValueError(f"{self.path}: header {header} does not match the expected columns {list(self.columns)}")
         if len(lines) - 1 < keep_rows:
             raise ValueError(f"{self.path}: has {len(lines) - 1} rows, fewer than the {keep_rows} the checkpoint recorded")
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
-            fh.writelines(lines[: keep_rows + 1])
-        os.replace(tmp, self.path)
+        write_atomic(self.path, "".join(lines[: keep_rows + 1]))
         return keep_rows
 
     def write(self, row: Mapping[str, object]) -> None:

@@ -22,10 +22,8 @@ autocasts the forward and the loss on CUDA only.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
 import random
 import shutil
 import sys
@@ -34,21 +32,19 @@ from pathlib import Path
 
 import torch
 
+from mat import run_folder
 from mat.train import checkpoint as ckpt
-from mat.train import distributed, logs, measure, seeds
-from mat.flops import COLUMNS as COMPUTE_COLUMNS
+from mat.train import distributed, logs, measure, resume, seeds
+from mat.train.plan import RunPlan
+from mat.train.resume import RunConflictError
 from mat.train.run_config import ConfigError
-from mat.train.summary import MODEL_FILE, write_summary
+from mat.train.step import autocast, objective, update
+from mat.train.summary import RunRecord, write_summary
 from mat.train.tasks import load_task
 
 log = logging.getLogger("mat.train")
 
-OUTPUT_FILES = ("metrics.csv", "mntk.csv", "modules.csv")
-METRICS_COLUMNS = logs.METRICS_COLUMNS + COMPUTE_COLUMNS + ("wall_seconds",)
-
-
-class RunConflictError(ConfigError):
-    """OUT already holds a run (finished or in progress) made with a different config."""
+__all__ = ["DivergedError", "RunConflictError", "RunInterrupted", "Trainer", "resolve_device", "train"]
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -71,15 +67,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _canonical(cfg: dict) -> str:
-    return json.dumps(cfg, sort_keys=True)
-
-
 class Trainer:
     """One run: built from a resolved run config (`load_run_config`) and an output folder."""
 
     def __init__(self, cfg: dict, out: str | Path, progress: bool = False, dist: distributed.Dist | None = None):
-        self.cfg, self.out, self.work = cfg, Path(out), Path(out) / ".work"
+        self.cfg, self.out, self.work = cfg, Path(out), Path(out) / run_folder.WORK
         self.dist = dist or distributed.SINGLE  # data-parallel rank/world (mat.train.distributed)
         self.progress = progress and self.dist.main
         self.seed = int(cfg["seed"])
@@ -121,11 +113,8 @@ class Trainer:
             kind: build_partition(self.model, [kind]) for kind in ncfg["log_kinds"] if [kind] != list(cfg["partition"])
         }
 
-        self.steps_per_epoch = math.ceil(self.task.n_train / tcfg["batch_size"])
-        if tcfg["max_steps"] is not None:
-            self.total_steps = int(tcfg["max_steps"])
-        else:
-            self.total_steps = int(tcfg["epochs"]) * self.steps_per_epoch
+        self.plan = RunPlan.from_config(tcfg, self.task.n_train)
+        self.steps_per_epoch, self.total_steps = self.plan.steps_per_epoch, self.plan.total_steps
         self.policy = build_policy(cfg["method"], self.partition, self.seed, self.steps_per_epoch)
         self.optimizer = build_optimizer(cfg["optim"], list(self.model.named_parameters()))
         self.scheduler = build_schedule(cfg["optim"], self.optimizer, self.total_steps)
@@ -161,7 +150,7 @@ class Trainer:
             "epoch_steps": self.epoch_steps,
             "interval": list(self.interval),
             "last_eval_step": self.last_eval_step,
-            "rows": {name: self.logs[name].rows for name in OUTPUT_FILES},
+            "rows": {name: self.logs[name].rows for name in run_folder.LOGS},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -187,11 +176,7 @@ class Trainer:
         ckpt.set_rng_state(ranks[self.dist.rank] if self.dist.enabled else state["rng"])
 
     def _open_logs(self, rows: dict | None) -> None:
-        columns = {
-            "metrics.csv": METRICS_COLUMNS,
-            "mntk.csv": logs.mntk_columns(self.ncfg["top_k"]),
-            "modules.csv": logs.MODULES_COLUMNS,
-        }
+        columns = run_folder.log_columns(self.ncfg["top_k"])
         keep = {name: None if rows is None else int(rows[name]) for name in columns}
         if not self.dist.main:  # only rank 0 writes outputs
             self.logs = {name: distributed.NullLog(keep[name]) for name in columns}
@@ -259,7 +244,7 @@ class Trainer:
             rep = report if part is self.partition else None
             own = {"evaluation": t} if part is self.partition else {}
             for row in measure.mntk_rows(eig, part, self.ncfg["top_k"], ranks, rep):
-                self.logs["mntk.csv"].write({"epoch": epoch, "step": self.step, "partition": "+".join(part.kinds), **row, **own})
+                self.logs[run_folder.MNTK].write({"epoch": epoch, "step": self.step, "partition": "+".join(part.kinds), **row, **own})
 
     def _measure_mntk(self, epoch: int, for_policy: bool):
         """mNTK eigenvalues of every module of the run's partition (first) and of the logged
@@ -310,8 +295,8 @@ class Trainer:
         """(training loss, task loss terms): task loss + aux_loss_coef x the model's auxiliary loss
         (Switch router load balancing; zero for the others). `forward`: the training steps' (maybe
         compiled) forward unless given; measurements pass the eager model."""
-        out = self.task.loss((self.forward if forward is None else forward)(inputs), targets)
-        return out.loss + self.tcfg["aux_loss_coef"] * self.model.aux_loss(), out
+        forward = self.forward if forward is None else forward
+        return objective(forward, inputs, targets, self.task.loss, self.model.aux_loss, self.tcfg["aux_loss_coef"])
 
     def _zero_pruned(self, newly: torch.Tensor) -> None:
         """Remove newly pruned modules from the forward pass: their slices become zero, once.
@@ -349,9 +334,8 @@ class Trainer:
             active = active & ~pruned
             decision = dataclasses.replace(decision, active=active)
 
-        perm, bs = self._permutation(epoch), self.tcfg["batch_size"]
-        at = (step % self.steps_per_epoch) * bs
-        inputs, targets = self.task.train_batch(perm[at : at + bs], (self.seed, "batch", step))
+        index = self._permutation(epoch)[self.plan.batch_rows(step)]
+        inputs, targets = self.task.train_batch(index, (self.seed, "batch", step))
         d = self.dist
         inputs, targets = distributed.shard_rows(inputs, d), distributed.shard_rows(targets, d)
         self.meter.step(inputs, decision)  # FLOPs per GPU: this rank's rows only
@@ -359,7 +343,7 @@ class Trainer:
 
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+        with autocast(self.bf16):
             loss, out = self._objective(inputs, targets)
         task_loss, correct, count = float(out.loss.detach()), int(out.correct), int(out.count)
         if d.enabled:  # the global batch's mean loss (mat.train.distributed, "Same loss")
@@ -375,14 +359,12 @@ class Trainer:
         if not math.isfinite(value):
             raise DivergedError(
                 f"loss is {value} at step {step} (epoch {epoch}); stopped without saving a checkpoint; "
-                + self._last_good()
+                + resume.last_good(self.work)
             )
-        loss.backward()
-        distributed.all_reduce_grads(list(self.params.values()), d)  # SUM: the global batch's gradient
-        if self.tcfg["grad_clip"] is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg["grad_clip"])
         # Frozen modules keep their slices and optimizer state bit for bit (mat.optim).
-        self.optimizer.step(self._decision_masks(decision, self.partition, self.params))
+        update(loss, self.optimizer, lambda: self._decision_masks(decision, self.partition, self.params),
+               params=self.model.parameters(), grad_clip=self.tcfg["grad_clip"],
+               reduce_grads=lambda: distributed.all_reduce_grads(list(self.params.values()), d))  # SUM over ranks
         self.scheduler.step()
         if d.enabled:  # BatchNorm running statistics: rank 0's (DDP's broadcast_buffers)
             distributed.broadcast_tensors(distributed.floating_buffers(self.model), d)
@@ -399,7 +381,7 @@ class Trainer:
         row = {"step": self.step, "epoch": epoch, "split": split, "loss": loss, "accuracy": accuracy}
         row.update(self.meter.totals())
         row["wall_seconds"] = self.wall
-        self.logs["metrics.csv"].write(row)
+        self.logs[run_folder.METRICS].write(row)
 
     def _log_train(self, epoch: int) -> None:
         loss_sum, steps, correct, count = self.interval
@@ -409,7 +391,7 @@ class Trainer:
 
     def _end_epoch(self, epoch: int) -> None:
         for i, m in enumerate(self.partition.modules):
-            self.logs["modules.csv"].write(
+            self.logs[run_folder.MODULES].write(
                 {
                     "epoch": epoch,
                     "module": m.name,
@@ -434,7 +416,7 @@ class Trainer:
             for split in self.task.eval_splits:
                 loss_sum, correct, count = 0.0, 0, 0
                 for inputs, targets in self.task.eval_batches(split):
-                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+                    with autocast(self.bf16):
                         out = self.task.loss(self.model(inputs), targets)
                     loss_sum += float(out.loss_sum)
                     correct += int(out.correct)
@@ -462,51 +444,19 @@ class Trainer:
         if bad:
             raise DivergedError(
                 f"parameters {bad[:3]} became non-finite by step {self.step} (epoch {(self.step - 1) // self.steps_per_epoch}); "
-                "stopped without saving a checkpoint; " + self._last_good()
+                "stopped without saving a checkpoint; " + resume.last_good(self.work)
             )
         state = self.state_dict()  # a collective under data parallelism (every rank's RNG state)
         if self.dist.main:
-            ckpt.save(self.work / ckpt.NAME, state)
-
-    def _last_good(self) -> str:
-        """How the user resumes after a divergence: the checkpoint the rerun would use, if any."""
-        found = ckpt.candidates(self.work)
-        if found:
-            return f"the last good checkpoint is {found[0]}; rerun to resume from it"
-        return "no checkpoint was written yet; a rerun starts from scratch"
+            ckpt.save(self.work / run_folder.CHECKPOINT, state)
 
     def _prepare_work(self, force: bool, discard_stale: bool = False) -> dict | None:
-        """Return the checkpoint to resume from (or None), after checking it belongs to this config.
-
-        `force` always starts afresh; `discard_stale` (the workflow, which reruns a job only when its
-        config changed) discards resume state of another config with a log line instead of refusing.
-        A checkpoint failing its checksum is reported and the previous one used; if none is good,
-        the run restarts from scratch with a warning."""
-        config_file = self.work / "config.json"
-        if self.work.exists():
-            same = config_file.is_file() and json.loads(config_file.read_text()) == json.loads(_canonical(self.cfg))
-            if not same and not (force or discard_stale):
-                raise RunConflictError(
-                    f"{self.work} holds an unfinished run with a different config; "
-                    "rerun with --force to discard it, or choose another --out"
-                )
-            if not same and not force:
-                log.warning("%s: discarding the unfinished run of another config (resume state)", self.work)
-            if same and not force:
-                (self.work / (ckpt.NAME + ".tmp")).unlink(missing_ok=True)  # a write cut short
-                found = ckpt.load_latest(self.work, lambda msg: log.warning("%s", msg))
-                if found is not None:
-                    path, state = found
-                    self.resume_from = path
-                    return state
-                if ckpt.candidates(self.work):
-                    log.warning("%s: no checkpoint passes its checksum; restarting from scratch", self.work)
-            shutil.rmtree(self.work)
-        self.work.mkdir(parents=True)
-        tmp = config_file.with_name("config.json.tmp")
-        tmp.write_text(_canonical(self.cfg))
-        os.replace(tmp, config_file)
-        return None
+        """The state to resume from (`resume.prepare_work`), or None to start afresh."""
+        point = resume.prepare_work(self.work, self.cfg, force, discard_stale)
+        if point is None:
+            return None
+        self.resume_from = point.path
+        return point.state
 
     def _prepare_work_all_ranks(self, force: bool, discard_stale: bool = False) -> dict | None:
         """`_prepare_work` on rank 0; the other ranks get its verdict (an error, or the checkpoint
@@ -541,9 +491,18 @@ class Trainer:
             self._close_logs()
         summary = None
         if self.dist.main:
-            summary = write_summary(self)
+            weights = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            summary = write_summary(self.record(), self.work, self.out, weights)
             shutil.rmtree(self.work)
         return distributed.broadcast_object(summary, self.dist)
+
+    def record(self) -> RunRecord:
+        """What the run reports about itself in summary.json (plain data)."""
+        return RunRecord(
+            cfg=self.cfg, model={**self.cfg["model"], **self.task.model_options()}, device=self.device, plan=self.plan,
+            steps=self.step, stopped_reason=self.stopped_reason, mat_evaluations=measure.mat_evaluations(self.policy),
+            compute=self.meter.totals(), wall_seconds=self.wall,
+        )
 
     def _loop(self) -> None:
         from tqdm import tqdm
@@ -607,18 +566,7 @@ def train(cfg: dict, out: str | Path, force: bool = False, progress: bool = Fals
 
 
 def _train(cfg: dict, out: Path, force: bool, progress: bool, d: distributed.Dist, discard_stale: bool = False) -> dict:
-    done = out / "summary.json"
-    if done.exists():
-        previous = json.loads(done.read_text())
-        if _canonical(previous.get("config")) == _canonical(cfg):
-            log.info("%s: this run is already complete (same config); nothing to do", done)
-            return previous
-        if not force:
-            raise RunConflictError(
-                f"{done} exists and was made with a different config; rerun with --force to replace it, "
-                "or choose another --out"
-            )
-        if d.main:
-            for name in ("summary.json", *OUTPUT_FILES, MODEL_FILE):
-                (out / name).unlink(missing_ok=True)
+    done = resume.finished_summary(out, cfg, force, may_delete=d.main)
+    if done is not None:
+        return done
     return Trainer(cfg, out, progress=progress, dist=d).run(force=force, discard_stale=discard_stale)

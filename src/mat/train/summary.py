@@ -1,32 +1,43 @@
 """The end of a run: `summary.json` (what the tables read first) and publishing the outputs.
 
-The CSVs are copied from `OUT/.work/` into `OUT/` through temporary files and atomic renames, and
-`summary.json` is written LAST: its presence means the run is complete. Until then `OUT/.work/`
-(checkpoint included) is untouched, so a crash while publishing just resumes and republishes.
+`write_summary` takes plain data -- the run's `RunRecord` and its work and output folders -- and
+publishes through the run-folder contract (`mat.run_folder.publish`): the CSVs copied from
+`OUT/.work/` into `OUT/`, the final weights, and `summary.json` LAST: its presence means the run is
+complete. Until then `OUT/.work/` (checkpoint included) is untouched, so a crash while publishing
+just resumes and republishes.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import platform
-import shutil
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import pandas as pd
 import torch
 
-from mat.flops import COLUMNS as COMPUTE_COLUMNS
-from mat.train.measure import mat_evaluations
+from mat import run_folder
+from mat.provenance import git_commit, hardware, versions
+from mat.train.plan import RunPlan
 
-if TYPE_CHECKING:
-    from mat.train.loop import Trainer
+__all__ = ["RunRecord", "git_commit", "hardware", "results", "summary", "versions", "write_summary"]
 
-OUTPUTS = ("metrics.csv", "mntk.csv", "modules.csv")
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a finished run reports about itself (everything in summary.json but the results,
+    which come from metrics.csv)."""
+
+    cfg: dict  # the resolved run config
+    model: dict  # the model config build_model was given (the config's plus the data's, e.g. vocab_size)
+    device: torch.device
+    plan: RunPlan
+    steps: int  # steps taken (fewer than planned when the policy stopped early)
+    stopped_reason: str | None
+    mat_evaluations: list[int] | None  # epochs of MAT's mNTK evaluations; None for other methods
+    compute: dict  # the FLOPs meter's totals (mat.flops)
+    wall_seconds: float
 
 
 def _finite(x) -> float | None:
@@ -34,43 +45,10 @@ def _finite(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def git_commit() -> str | None:
-    """The commit of the code that ran (None outside a git checkout)."""
-    try:
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        if out.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def hardware(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return {"device": str(device), "cpu": cpu, "cpu_count": os.cpu_count(), "gpu": gpu}
-
-
-def versions() -> dict:
-    import transformers
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
-
-
 def _eval_point(row: pd.Series) -> dict:
     point = {"step": int(row["step"]), "epoch": int(row["epoch"]), "loss": _finite(row["loss"]),
              "accuracy": _finite(row["accuracy"])}
-    point.update({c: int(row[c]) for c in COMPUTE_COLUMNS})
+    point.update({c: int(row[c]) for c in run_folder.COMPUTE_COLUMNS})
     return point
 
 
@@ -94,51 +72,35 @@ def results(metrics: pd.DataFrame) -> dict:
     return out
 
 
-def _mat_evaluations(policy) -> dict | None:
-    epochs = mat_evaluations(policy)
-    return None if epochs is None else {"count": len(epochs), "epochs": epochs}
-
-
-def _publish(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
-MODEL_FILE = "model.pt"
-
-
-def write_summary(trainer: "Trainer") -> dict:
-    """Publish the CSVs into OUT and write OUT/summary.json last; returns the summary."""
-    metrics = pd.read_csv(trainer.work / "metrics.csv")
-    summary = {
-        "name": trainer.cfg["name"],
-        "config": trainer.cfg,
-        "model": {**trainer.cfg["model"], **trainer.task.model_options()},  # build_model(this) + model.pt
-        "seed": trainer.seed,
+def summary(record: RunRecord, metrics: pd.DataFrame) -> dict:
+    """summary.json's content (keys in `mat.run_folder.SUMMARY_KEYS` order, then the results)."""
+    cfg, plan, evals = record.cfg, record.plan, record.mat_evaluations
+    return {
+        "name": cfg["name"],
+        "config": cfg,
+        "model": record.model,  # build_model(this) + model.pt
+        "seed": int(cfg["seed"]),
         "versions": versions(),
         "git_commit": git_commit(),
-        "hardware": hardware(trainer.device),
-        "steps": trainer.step,
-        "total_steps": trainer.total_steps,
-        "steps_per_epoch": trainer.steps_per_epoch,
-        "epochs": math.ceil(trainer.step / trainer.steps_per_epoch),
-        "n_train": trainer.task.n_train,
-        "stopped_early": {"stopped": trainer.step < trainer.total_steps, "why": trainer.stopped_reason},
+        "hardware": hardware(record.device),
+        "steps": record.steps,
+        "total_steps": plan.total_steps,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "epochs": plan.epochs_run(record.steps),
+        "n_train": plan.n_train,
+        "stopped_early": {"stopped": record.steps < plan.total_steps, "why": record.stopped_reason},
         # MAT's mNTK evaluations (Algorithm 1): Eq. 6 acts from the third (t >= 2); null for other methods
-        "mat_evaluations": _mat_evaluations(trainer.policy),
+        "mat_evaluations": None if evals is None else {"count": len(evals), "epochs": evals},
         **results(metrics),
-        "compute": trainer.meter.totals(),
-        "wall_seconds": trainer.wall,
+        "compute": record.compute,
+        "wall_seconds": record.wall_seconds,
     }
-    for name in OUTPUTS:
-        _publish(trainer.work / name, trainer.out / name)
-    # The final weights, versioned with the run by DVC (load with torch.load(..., weights_only=True)).
-    weights = {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}
-    tmp = trainer.out / ".model.pt.tmp"
-    torch.save(weights, tmp)
-    os.replace(tmp, trainer.out / MODEL_FILE)
-    tmp = trainer.out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, trainer.out / "summary.json")
-    return summary
+
+
+def write_summary(record: RunRecord, work: Path, out: Path, weights: dict[str, torch.Tensor]) -> dict:
+    """Publish the run in `work` into `out` (logs, `weights` as model.pt, summary.json last);
+    returns the summary. The weights load with torch.load(..., weights_only=True)."""
+    content = summary(record, pd.read_csv(Path(work) / run_folder.METRICS))
+    save: Callable[[Path], None] = lambda path: torch.save(weights, path)  # noqa: E731
+    run_folder.publish(work, out, content, save)
+    return content

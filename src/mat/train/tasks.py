@@ -35,7 +35,7 @@ class LossOut:
     count: torch.Tensor  # scalar int: targets counted (masked tokens; images)
 
 
-def _loss(logits: torch.Tensor, targets: torch.Tensor) -> LossOut:
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> LossOut:
     """Cross-entropy over the targets that are not IGNORE; top-1 accuracy over the same targets.
 
     Summed then divided by max(count, 1), so a text batch that happens to have no masked token
@@ -71,7 +71,7 @@ class Task:
         raise NotImplementedError
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> LossOut:
-        return _loss(logits, targets)
+        return cross_entropy(logits, targets)
 
 
 class MLMTask(Task):
