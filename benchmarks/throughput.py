@@ -57,7 +57,7 @@ import torch
 from mat.atomic import write_csv_atomic
 from mat.backward import install_partial_backward
 from mat.bench.harness import load_avg, round_robin
-from mat.bench.peaks import PEAK_TFLOPS, peak_tflops
+from mat.bench.peaks import peak_tflops
 from mat.bench.variants import frozen_mask
 from mat.data import MaskSpec, mask_tokens
 from mat.flops import count_step
@@ -67,7 +67,6 @@ from mat.provenance import device_name as hardware
 from mat.train.step import autocast, objective, update
 from mat.train.tasks import cross_entropy
 
-__all__ = ["PEAK_TFLOPS", "frozen_mask", "hardware", "main", "measured_flops", "model_config", "peak_tflops", "run"]
 SPECIAL_IDS = (0, 1, 2, 3, 4)  # [PAD] [UNK] [CLS] [SEP] [MASK], as mat.data.tokenizer numbers them
 MASK_ID = 4
 

@@ -11,7 +11,6 @@ what a CSV reports.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from typing import Callable, Hashable, Mapping
 
@@ -65,10 +64,6 @@ def round_robin(
         if label is not None:
             print(f"{label}round {r + 1}/{warmup + repeats}" + (" (warm-up)" if r < warmup else ""), flush=True)
     return wall, cpu
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def load_avg() -> float | None:

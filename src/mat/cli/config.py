@@ -10,14 +10,13 @@ so that Eq. 6 cannot act (`mat.schedule`).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
 
 from mat import profiles, schedule
+from mat.atomic import write_atomic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,24 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="with `write`: the YAML file to write (atomically)")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_yaml_atomic(data: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(data, fh, sort_keys=False)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would carry over to the config
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False))  # the project's one atomic writer
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,10 +8,13 @@ applies exactly that (`decision_masks`). Training ends at the step budget or whe
 nothing left to train (`policy.finished()`, Algorithm 1 line 2). The loop never asks which method
 is running.
 
-Everything in flight lives in `OUT/.work/` (CSVs, checkpoint, the resolved config); the final
-files appear in `OUT/` only at the end, `summary.json` last. Rerunning the same command resumes
-from the last checkpoint and ends with the same CSVs as an uninterrupted run (on CPU; all but
-`wall_seconds`).
+Around the loop, each in its own file and taking plain data: the run's plan (`plan.RunPlan`), the
+shared part of a step (`step`), the run folder's lifecycle (`resume`: finished, resumable or fresh)
+and the end of a run (`summary`). What lands on disk is the run-folder contract's
+(`mat.run_folder`): everything in flight lives in `OUT/.work/` (CSVs, checkpoint, the resolved
+config); the final files appear in `OUT/` only at the end, `summary.json` last. Rerunning the same
+command resumes from the last checkpoint and ends with the same CSVs as an uninterrupted run (on
+CPU; all but `wall_seconds`).
 
 Data-parallel runs (`train.gpus: N` launched by torchrun) go through this same loop: each rank
 takes its rows of the global batch, gradients are summed across ranks, the mNTK samples are
@@ -450,37 +453,10 @@ class Trainer:
         if self.dist.main:
             ckpt.save(self.work / run_folder.CHECKPOINT, state)
 
-    def _prepare_work(self, force: bool, discard_stale: bool = False) -> dict | None:
-        """The state to resume from (`resume.prepare_work`), or None to start afresh."""
-        point = resume.prepare_work(self.work, self.cfg, force, discard_stale)
-        if point is None:
-            return None
-        self.resume_from = point.path
-        return point.state
-
-    def _prepare_work_all_ranks(self, force: bool, discard_stale: bool = False) -> dict | None:
-        """`_prepare_work` on rank 0; the other ranks get its verdict (an error, or the checkpoint
-        to resume from) and then read the same checkpoint."""
-        if not self.dist.enabled:
-            return self._prepare_work(force, discard_stale)
-        state, verdict = None, None
-        if self.dist.main:
-            try:
-                state = self._prepare_work(force, discard_stale)
-                verdict = ("resume", str(self.resume_from) if state is not None else None)
-            except ConfigError as exc:
-                verdict = ("error", type(exc).__name__, str(exc))
-        verdict = distributed.broadcast_object(verdict, self.dist)
-        if verdict[0] == "error":
-            raise (RunConflictError if verdict[1] == "RunConflictError" else ConfigError)(verdict[2])
-        if not self.dist.main and verdict[1]:
-            self.resume_from = Path(verdict[1])
-            state = ckpt.load(self.resume_from)
-        return state
-
     def run(self, force: bool = False, discard_stale: bool = False) -> dict:
         """Train (or resume) to the end and publish the outputs (rank 0); returns the summary."""
-        state = self._prepare_work_all_ranks(force, discard_stale)
+        point = resume.prepare_work_on_ranks(self.work, self.cfg, force, discard_stale, self.dist)
+        self.resume_from, state = (point.path, point.state) if point else (None, None)
         self._open_logs(state["rows"] if state else None)
         try:
             if state:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mat import atomic, run_folder
 from mat.train import checkpoint as ckpt
+from mat.train import distributed
 from mat.train.run_config import ConfigError
 
 log = logging.getLogger("mat.train")
@@ -82,6 +83,29 @@ def prepare_work(work: Path, cfg: dict, force: bool, discard_stale: bool = False
     work.mkdir(parents=True)
     run_folder.write_work_config(work, cfg)
     return None
+
+
+def prepare_work_on_ranks(
+    work: Path, cfg: dict, force: bool, discard_stale: bool, d: distributed.Dist
+) -> ResumePoint | None:
+    """`prepare_work` on rank 0 (the only process that writes); the other ranks get its verdict
+    (an error, or the checkpoint to resume from) and then read the same checkpoint."""
+    if not d.enabled:
+        return prepare_work(work, cfg, force, discard_stale)
+    point, verdict = None, None
+    if d.main:
+        try:
+            point = prepare_work(work, cfg, force, discard_stale)
+            verdict = ("resume", str(point.path) if point is not None else None)
+        except ConfigError as exc:
+            verdict = ("error", type(exc).__name__, str(exc))
+    verdict = distributed.broadcast_object(verdict, d)
+    if verdict[0] == "error":
+        raise (RunConflictError if verdict[1] == "RunConflictError" else ConfigError)(verdict[2])
+    if not d.main and verdict[1]:
+        path = Path(verdict[1])
+        point = ResumePoint(path, ckpt.load(path))
+    return point
 
 
 def last_good(work: Path) -> str:
