@@ -7,8 +7,9 @@ A model file ends with its registration:
 `build` makes a randomly initialised model from a model config (the `model:` block of a run config,
 plus `vocab_size` from the data for text models). `label` is the paper's name for it (row labels:
 "BERT", "BERT-Rand"); `inputs` is the data it takes: "text" (token ids [B, T]) or "image" (float
-[B, 3, H, W]). The run-config schema, the data/model consistency check (`mat.train.run_config`) and
-the report's labels read the registry; `mat.models` imports every module of its package, so a new
+[B, 3, H, W]). The run-config schema and the data/model consistency check (`mat.train.run_config`)
+read the registry, and the report's labels are a generated snapshot of it (`mat/schemas/labels.yaml`,
+kept current by a test); `mat.models` imports every module of its package, so a new
 model file needs no line anywhere else (the profiles that run it aside).
 
 This module imports nothing: it holds the entries; the models live in their files.
@@ -21,7 +22,9 @@ from typing import Any, Callable
 
 INPUTS = ("text", "image")
 
-__all__ = ["INPUTS", "Model", "register_model", "unregister_model", "model_spec", "find_model", "model_names", "archs_taking"]
+__all__ = [
+    "INPUTS", "Model", "register_model", "unregister_model", "model_spec", "find_model", "model_names", "archs_taking",
+]
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ policy class, and registers both with the names a reader sees:
     class MultiratePolicy(PolicyBase): ...
 
 `build_policy` (mat.policies) builds `policy(partition, seed, steps_per_epoch, **config fields)`;
-the profile schema, `mat.train.run_config` and the report's labels (`mat.report.labels`) read the
-registry, so nothing else lists the methods. `mat.policies` imports every module of its package,
+`mat.train.run_config` and `mat.profiles.check_runs` validate `method:` blocks through it, and the
+report's labels are a generated snapshot of it (`mat/schemas/labels.yaml`, kept current by a test),
+so nothing else lists the methods. `mat.policies` imports every module of its package,
 so a new file there is registered without being named anywhere else.
 
 This module imports nothing (config.py imports it): it holds the entries; the classes live in the
@@ -31,32 +32,23 @@ class Method:
     # The paper's row label (Tables 1-3); "{model}" stands for the architecture's label
     # (mat.models registry), e.g. "{model}-Rand" -> "BERT-Rand".
     label: str
-    # Table 5's row label, when it differs from `label`: a string, or a function of the method's
-    # parsed config (e.g. SNIP's "SNIP (50%)" from prune_ratio).
-    pruning_label: str | Callable[[Any], str] | None = None
-
-    def row_label(self, model_label: str) -> str:
-        return self.label.format(model=model_label)
-
-    def table5_label(self, config: Any) -> str | None:
-        if callable(self.pruning_label):
-            return self.pruning_label(config)
-        return self.pruning_label
+    # Table 5's row label, when it differs from `label`: a template over the method's config keys,
+    # where `{KEY_percent}` is a number key as a percentage ("SNIP ({prune_ratio_percent})" ->
+    # "SNIP (50%)"). The report formats it (mat.report.labels).
+    pruning_label: str | None = None
 
 
 _METHODS: dict[str, Method] = {}
 
 
-def register_method(
-    name: str, *, config: type, label: str, pruning_label: str | Callable[[Any], str] | None = None
-) -> Callable[[type], type]:
+def register_method(name: str, *, config: type, label: str, pruning_label: str | None = None) -> Callable[[type], type]:
     """Class decorator: register the policy class under `name` with its config class and labels.
     Sets `policy.method` and `config.name` to `name`; a name or a config class registered twice
     for different methods is an error."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"register_method: name must be an identifier, got {name!r}")
     if not (isinstance(config, type) and callable(getattr(config, "parse", None))):
-        raise TypeError(f"register_method({name!r}): config must subclass mat.policies.config.MethodConfig, got {config!r}")
+        raise TypeError(f"register_method({name!r}): config must subclass policies.config.MethodConfig, got {config!r}")
     owner = config.__dict__.get("name")
     if owner not in (None, name):
         raise ValueError(f"register_method({name!r}): config {config.__name__} already belongs to method {owner!r}")

@@ -51,9 +51,7 @@ class SnipConfig(Protecting):
     prune_ratio: float = number(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)  # of each kind, removed
 
 
-@register_method(
-    "snip", config=SnipConfig, label="SNIP", pruning_label=lambda c: f"SNIP ({c.prune_ratio * 100:g}%)"
-)
+@register_method("snip", config=SnipConfig, label="SNIP", pruning_label="SNIP ({prune_ratio_percent})")
 class SnipPolicy(PolicyBase):
     def __init__(self, partition: Partition, seed: int, steps_per_epoch: int, prune_ratio: float, protect: bool) -> None:
         super().__init__(partition, seed, steps_per_epoch)

@@ -1,7 +1,7 @@
 """The one training loop: every model (BERT, Switch, VGG16), every method (a policy).
 
 Per epoch (Algorithm 1, lines 2-19): a permutation of the training set from a generator seeded by
-(seed, epoch); at the epoch's start the measurements the policy wants (mat.train.measure) plus those the
+(seed, epoch); at the epoch's start the registered measurements the policy wants plus those the
 logging schedule asks for, handed to `policy.observe`, logged, then `policy.start_epoch`. Per step:
 `policy.decide(step)` says which modules are updated and with what step size; the optimizer
 applies exactly that (`decision_masks`). Training ends at the step budget or when the policy has
