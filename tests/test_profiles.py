@@ -56,10 +56,20 @@ def test_schema_error_names_the_key_path(tmp_path):
     bad = dict(good)
     bad["profile"] = "custom"
     bad["experiments"] = {"table1": dict(good["experiments"]["table1"])}
-    bad["experiments"]["table1"]["methods"] = {"mat": {"name": "matt"}}
+    bad["experiments"]["table1"]["methods"] = {"mat": {"alpha": 0.1}}
     _write(tmp_path, bad)
-    with pytest.raises(profiles.ProfileError, match=r"experiments\.table1\.methods\.mat\.name: 'matt' is not one of"):
+    with pytest.raises(profiles.ProfileError, match=r"experiments\.table1\.methods\.mat: 'name' is a required property"):
         profiles.load_profile("custom", tmp_path)
+
+
+def test_unknown_method_name_is_refused_naming_the_registered_ones(tmp_path):
+    """Method names are checked against the method registry (mat.policies) when the runs are checked."""
+    good = yaml.safe_load(open("config/profiles/tiny.yaml"))
+    good["profile"] = "custom"
+    good["experiments"]["table1"]["methods"]["mat"] = {"name": "matt"}
+    prof = profiles.load_profile("custom", _write(tmp_path, good))
+    with pytest.raises(profiles.ProfileError, match=r"experiment 'table1', method 'mat': method\.name: got 'matt'; expected one of .*'mat_prune'"):
+        profiles.check_runs(prof, models=False)
 
 
 def test_unknown_dataset_is_refused(tmp_path):

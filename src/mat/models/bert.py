@@ -127,3 +127,8 @@ def build_bert(cfg: dict) -> BertMLM:
         attn_implementation=c["attn_implementation"],
     )
     return BertMLM(config)
+
+
+from mat.models.registry import register_model  # noqa: E402  (registration, see mat/models/registry.py)
+
+register_model("bert", build_bert, label="BERT", inputs="text")

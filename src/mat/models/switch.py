@@ -245,3 +245,8 @@ def build_switch(cfg: dict) -> SwitchMLM:
         attn_implementation="eager",  # the only one T5-style attention has
     )
     return SwitchMLM(config, c["capacity_factor"], c["attn_dropout"], (c["rel_buckets"], c["rel_max_distance"]))
+
+
+from mat.models.registry import register_model  # noqa: E402  (registration, see mat/models/registry.py)
+
+register_model("switch", build_switch, label="Switch", inputs="text")

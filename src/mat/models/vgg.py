@@ -104,3 +104,8 @@ def build_vgg16(cfg: dict) -> VGG:
     if not c["width"] > 0:
         raise ValueError(f"model config (vgg16): width must be > 0, got {c['width']}")
     return VGG(VGG16_CFG, width=c["width"], classes=c["classes"], in_channels=c["in_channels"])
+
+
+from mat.models.registry import register_model  # noqa: E402  (registration, see mat/models/registry.py)
+
+register_model("vgg16", build_vgg16, label="VGG16", inputs="image")

@@ -9,8 +9,13 @@ one and never looks at the method's name again.
     snip       snip.py       SNIP per module: prune the least sensitive modules at initialisation
     mat_prune  mat_prune.py  MAT plus pruning by lambda_max at a given epoch (Table 5)
 
-Shared pieces: config.py (the `method:` block), common.py (generator, epochs, resumable state),
-groups.py (per-layer random subsets, protecting strategy, pruning ranks).
+A method is one file: its config dataclass and its policy class, registered together with the
+method's labels (`@register_method`, registry.py). This package imports every module in it, so a
+new method file needs no line anywhere else (the profiles that run it aside).
+
+Shared pieces: config.py (config fields and their checks), common.py (generator, epochs, resumable
+state), groups.py (per-layer random subsets, protecting strategy, pruning ranks), base.py (the
+`Policy` protocol the trainer talks to).
 
 Every policy also has `report() -> {"method", "epoch", "modules": [one dict per module], ...}` for
 logging (`pandas.DataFrame(policy.report()["modules"])`); MAT adds its thresholds per kind.
@@ -18,23 +23,25 @@ logging (`pandas.DataFrame(policy.report()["modules"])`); MAT adds its threshold
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any, Mapping
 
 from mat.partition import Partition
-from mat.policies.base import MEASUREMENTS, Decision, Policy
-from mat.policies.config import METHODS, MethodConfig, parse_method_config
-from mat.policies.mat import MATPolicy
-from mat.policies.mat_prune import MATPrunePolicy
-from mat.policies.multirate import MultiratePolicy
-from mat.policies.rand import RandPolicy
-from mat.policies.snip import SnipPolicy, connection_sensitivity
-from mat.policies.vanilla import VanillaPolicy
+from mat.policies.base import Decision, Policy
+from mat.policies.config import MethodConfig, parse_method_config
+from mat.policies.registry import Method, find_method, method_names, method_spec, register_method, unregister_method
+
+# Import every module of the package: a method file registers itself when imported.
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
+
+from mat.policies.snip import connection_sensitivity  # noqa: E402  (the trainer's SNIP measurement)
 
 __all__ = [
-    "METHODS", "MEASUREMENTS", "Decision", "Policy", "MethodConfig", "parse_method_config",
-    "validate_method_config", "build_policy",
-    "connection_sensitivity", "VanillaPolicy", "RandPolicy", "MultiratePolicy", "MATPolicy", "SnipPolicy",
-    "MATPrunePolicy",
+    "Decision", "Policy", "Method", "MethodConfig", "parse_method_config", "validate_method_config",
+    "build_policy", "register_method", "unregister_method", "method_names", "method_spec", "find_method",
+    "connection_sensitivity",
 ]
 
 
@@ -44,19 +51,7 @@ def validate_method_config(cfg: Mapping[str, Any]) -> MethodConfig:
 
 
 def build_policy(cfg: Mapping[str, Any], partition: Partition, seed: int, steps_per_epoch: int) -> Policy:
-    """The policy a run's `method:` block describes (validated; see `config.py` for keys and defaults)."""
-    c = parse_method_config(cfg)
-    common = (partition, seed, steps_per_epoch)
-    if c.name == "vanilla":
-        return VanillaPolicy(*common)
-    if c.name == "rand":
-        return RandPolicy(*common, fraction=c.fraction, protect=c.protect)
-    if c.name == "multirate":
-        return MultiratePolicy(*common, fraction=c.fraction, k=c.k, variant=c.variant, protect=c.protect)
-    mat_args = dict(alpha=c.alpha, beta=c.beta, start_epoch=c.start_epoch, interval=c.interval, protect=c.protect,
-                    protect_stopped=c.protect_stopped)
-    if c.name == "mat":
-        return MATPolicy(*common, **mat_args)
-    if c.name == "snip":
-        return SnipPolicy(*common, prune_ratio=c.prune_ratio, protect=c.protect)
-    return MATPrunePolicy(*common, **mat_args, prune_ratio=c.prune_ratio, prune_epoch=c.prune_epoch)
+    """The policy a run's `method:` block describes: the registered method `cfg["name"]`, built
+    from its validated config (an unknown name is an error naming the registered ones)."""
+    config = parse_method_config(cfg)
+    return method_spec(cfg["name"]).policy(partition, seed, steps_per_epoch, **config.policy_args())

@@ -35,9 +35,6 @@ class Decision:
         return cls(torch.ones(n, dtype=torch.bool), torch.ones(n))
 
 
-MEASUREMENTS = ("mntk", "snip")
-
-
 class Policy(Protocol):
     """A training method. `rng` is a torch.Generator owned by the policy (seeded from the run seed),
     so that a resumed run makes the same choices as an uninterrupted one."""
@@ -45,7 +42,9 @@ class Policy(Protocol):
     partition: Partition
 
     def wants(self, epoch: int) -> set[str]:
-        """Measurements the policy needs at the start of `epoch`, from MEASUREMENTS."""
+        """Measurements the policy needs at the start of `epoch`: names of the trainer's measurement
+        registry (`mat.train.measure`: "mntk", "snip"); the trainer takes each and hands it to
+        `observe`. A new measurement is one registered function there, nothing in the trainer."""
 
     def observe(self, epoch: int, name: str, values: Mapping[str, torch.Tensor] | torch.Tensor) -> None:
         """Receive a measurement taken at the start of `epoch`:

@@ -1,63 +1,38 @@
-"""The `method:` block of a run config, validated into a `MethodConfig`.
+"""The `method:` block of a run config: each method's config is a small frozen dataclass, defined in
+the method's file and registered with it (`registry.py`); this file holds what they share.
 
-Defaults are the paper's (Appendix B.1), so `{name: vanilla}` or `{name: mat}` is a complete config:
-BERT-style MAT starts at the 5th epoch (0-based epoch 4) and re-evaluates every 8 epochs; mat_prune
-prunes at the 15th (epoch 14); alpha is 0.1 for heads and layers, 0.2 for experts and filters; beta
-is 1e-3, except 1e-6 for filters (VGG). The protecting strategy is on for every method. Each method
-accepts only the keys it reads, so a key meant for another method is reported instead of silently
-ignored.
+A config field is declared with its default and its check, which also normalises the value:
+
+    fraction: float = number(0.5, lo=0.0, hi=1.0, lo_open=True)   # in (0, 1]
+    k: int = integer(5, lo=1)
+
+Building a config (from a `method:` block with `parse_method_config`, or directly in code) checks
+every field, so an invalid config cannot exist. Each method accepts only its own fields, so a key
+meant for another method is reported instead of silently ignored. Errors name the key, the value and
+what is allowed (`method.k: got 0; expected an integer >= 1`). Defaults are the paper's
+(Appendix B.1): `{name: vanilla}` or `{name: mat}` is a complete block.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Mapping
 
 from mat.config_errors import bad_value
 from mat.partition import KINDS
+from mat.policies.registry import method_names, method_spec
 
-METHODS = ("vanilla", "rand", "multirate", "mat", "snip", "mat_prune")
-VARIANTS = ("paper", "drift")
-
-DEFAULT_ALPHA = {"head": 0.1, "expert": 0.2, "filter": 0.2, "layer": 0.1}  # Eq. 4, Appendix B.1
-DEFAULT_BETA = {"head": 1.0e-3, "expert": 1.0e-3, "filter": 1.0e-6, "layer": 1.0e-3}  # Eq. 6
-
-_MAT_KEYS = ("alpha", "beta", "start_epoch", "interval", "protect_stopped")
-KEYS = {  # the keys each method reads, besides `name`
-    "vanilla": ("protect",),
-    "rand": ("protect", "fraction"),
-    "multirate": ("protect", "fraction", "k", "variant"),
-    "mat": ("protect", *_MAT_KEYS),
-    "snip": ("protect", "prune_ratio"),
-    "mat_prune": ("protect", *_MAT_KEYS, "prune_ratio", "prune_epoch"),
-}
-
-
-@dataclass(frozen=True)
-class MethodConfig:
-    name: str
-    protect: bool = True  # protecting strategy: keep >= 1 module per layer updated (Appendix B.1)
-    fraction: float = 0.5  # rand: fraction updated each epoch; multirate: fraction of fast modules
-    k: int = 5  # multirate: slow modules move every k-th step
-    variant: str = "paper"  # multirate: "paper" (as MAT describes it) or "drift" (authors' optimizer)
-    alpha: dict = field(default_factory=lambda: dict(DEFAULT_ALPHA))  # per kind, Eq. 4
-    beta: dict = field(default_factory=lambda: dict(DEFAULT_BETA))  # per kind, Eq. 6
-    # mat: the protecting strategy may keep a module Eq. 6 stopped, so no layer empties (ours: the
-    # paper's "at least one ... in each layer"); false: only modules not stopped (the other reading)
-    protect_stopped: bool = True
-    # 0-based epochs: "starts from the 5th epoch and performs every 8 epochs" (B.1) is epoch 4, 12, ...
-    # (the 1-based-index reading, start_epoch: 5, is one setting away)
-    start_epoch: int = 4  # first mNTK evaluation = end of warm-up
-    interval: int = 8  # epochs between mNTK evaluations
-    prune_ratio: float = 0.5  # snip / mat_prune: fraction of each kind removed from the forward pass
-    prune_epoch: int = 14  # mat_prune: "at the 15th epoch" (B.2), 0-based; its mNTK ranks the modules
+__all__ = [
+    "MethodConfig", "Protecting", "flag", "number", "integer", "choice", "per_kind", "parse_method_config",
+]
 
 
 def _fail(key: str, value: Any, expected: str) -> ValueError:
     return bad_value("method", key, value, expected)
 
 
-def _number(key: str, value: Any, lo: float, hi: float, lo_open: bool, hi_open: bool) -> float:
+# ------------------------------------------------------------------------------ field checks
+def _check_number(key: str, value: Any, lo: float, hi: float, lo_open: bool, hi_open: bool) -> float:
     lo_s, hi_s = ("(" if lo_open else "["), (")" if hi_open else "]")
     expected = f"a number in {lo_s}{lo:g}, {hi:g}{hi_s}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -68,64 +43,110 @@ def _number(key: str, value: Any, lo: float, hi: float, lo_open: bool, hi_open: 
     return v
 
 
-def _integer(key: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise _fail(key, value, f"an integer >= {lo}")
-    return int(value)
+def flag(default: bool) -> Any:
+    """A true/false field."""
+
+    def check(key: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise _fail(key, value, "true or false")
+        return value
+
+    return field(default=default, metadata={"check": check})
 
 
-def _per_kind(key: str, value: Any, default: Mapping[str, float], lo_open: bool, hi: float, hi_open: bool) -> dict:
-    """A scalar (every kind) or a mapping kind -> number; kinds not named keep the paper's default."""
-    if isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(KINDS))
-        if unknown:
-            raise ValueError(f"method.{key}: unknown module kind {unknown[0]!r}; expected kinds from {KINDS}")
-        out = dict(default)
-        for kind, v in value.items():
-            out[kind] = _number(f"{key}.{kind}", v, 0.0, hi, lo_open, hi_open)
-        return out
-    v = _number(key, value, 0.0, hi, lo_open, hi_open)
-    return {kind: v for kind in KINDS}
+def number(default: float, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> Any:
+    """A real number in [lo, hi] (either end open); integers are taken as floats."""
+    return field(default=default, metadata={"check": lambda key, v: _check_number(key, v, lo, hi, lo_open, hi_open)})
+
+
+def integer(default: int, lo: int) -> Any:
+    """An integer >= lo (not a bool, not a float)."""
+
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise _fail(key, value, f"an integer >= {lo}")
+        return int(value)
+
+    return field(default=default, metadata={"check": check})
+
+
+def choice(default: str, options: tuple[str, ...]) -> Any:
+    """One of `options`."""
+
+    def check(key: str, value: Any) -> str:
+        if value not in options:
+            raise _fail(key, value, f"one of {options}")
+        return value
+
+    return field(default=default, metadata={"check": check})
+
+
+def per_kind(default: Mapping[str, float], hi: float, lo_open: bool = True, hi_open: bool = True) -> Any:
+    """A number per module kind, in (0, hi): a scalar (every kind) or a mapping kind -> number, where
+    kinds not named keep `default`'s value. Normalised to a full {kind: float} dict."""
+    default = dict(default)
+
+    def check(key: str, value: Any) -> dict:
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - set(KINDS))
+            if unknown:
+                raise ValueError(f"method.{key}: unknown module kind {unknown[0]!r}; expected kinds from {KINDS}")
+            out = dict(default)
+            for kind, v in value.items():
+                out[kind] = _check_number(f"{key}.{kind}", v, 0.0, hi, lo_open, hi_open)
+            return out
+        v = _check_number(key, value, 0.0, hi, lo_open, hi_open)
+        return {kind: v for kind in KINDS}
+
+    return field(default_factory=lambda: dict(default), metadata={"check": check})
+
+
+# ------------------------------------------------------------------------------ configs
+@dataclass(frozen=True)
+class MethodConfig:
+    """Base of every method's config. `name` is set by `register_method`; every field carries its
+    check (`flag`, `number`, `integer`, `choice`, `per_kind`), run when the config is built."""
+
+    name: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check = f.metadata.get("check")
+            if check is None:
+                raise TypeError(f"{type(self).__name__}.{f.name}: declare it with flag/number/integer/choice/per_kind")
+            object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The keys a `method:` block of this method may hold, besides `name`."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def parse(cls, block: Mapping[str, Any]) -> "MethodConfig":
+        """This method's config from its `method:` block (`name` plus any of `keys()`)."""
+        allowed = cls.keys()
+        for key in block:
+            if key != "name" and key not in allowed:
+                raise ValueError(f"method.{key}: not a key of method {cls.name!r}; its keys are {('name', *allowed)}")
+        return cls(**{k: v for k, v in block.items() if k != "name"})
+
+    def policy_args(self) -> dict[str, Any]:
+        """Keyword arguments of the policy class: every field, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Protecting(MethodConfig):
+    """The protecting strategy: keep >= 1 module per layer updated (Appendix B.1); on for every method."""
+
+    protect: bool = flag(True)
 
 
 def parse_method_config(cfg: Mapping[str, Any] | None) -> MethodConfig:
-    """Validate a `method:` block; errors name the key, the value and what is allowed."""
+    """Validate a `method:` block into its method's config; errors name the key, the value and what
+    is allowed, and an unknown method name lists the registered ones."""
     if not isinstance(cfg, Mapping):
         raise ValueError(f"method: expected a mapping with at least `name`, got {cfg!r}")
     if "name" not in cfg:
-        raise ValueError(f"method.name: missing; expected one of {METHODS}")
-    name = cfg["name"]
-    if name not in METHODS:
-        raise ValueError(f"method.name: got {name!r}; expected one of {METHODS}")
-    allowed = KEYS[name]
-    for key in cfg:
-        if key != "name" and key not in allowed:
-            raise ValueError(f"method.{key}: not a key of method {name!r}; its keys are {('name', *allowed)}")
-
-    out: dict[str, Any] = {"name": name}
-    for key in ("protect", "protect_stopped"):
-        if key in cfg:
-            if not isinstance(cfg[key], bool):
-                raise _fail(key, cfg[key], "true or false")
-            out[key] = cfg[key]
-    if "fraction" in cfg:
-        out["fraction"] = _number("fraction", cfg["fraction"], 0.0, 1.0, lo_open=True, hi_open=False)
-    if "k" in cfg:
-        out["k"] = _integer("k", cfg["k"], 1)
-    if "variant" in cfg:
-        if cfg["variant"] not in VARIANTS:
-            raise _fail("variant", cfg["variant"], f"one of {VARIANTS}")
-        out["variant"] = cfg["variant"]
-    if "alpha" in cfg:
-        out["alpha"] = _per_kind("alpha", cfg["alpha"], DEFAULT_ALPHA, lo_open=True, hi=1.0, hi_open=True)
-    if "beta" in cfg:
-        out["beta"] = _per_kind("beta", cfg["beta"], DEFAULT_BETA, lo_open=True, hi=float("inf"), hi_open=True)
-    if "start_epoch" in cfg:
-        out["start_epoch"] = _integer("start_epoch", cfg["start_epoch"], 0)
-    if "interval" in cfg:
-        out["interval"] = _integer("interval", cfg["interval"], 1)
-    if "prune_ratio" in cfg:
-        out["prune_ratio"] = _number("prune_ratio", cfg["prune_ratio"], 0.0, 1.0, lo_open=True, hi_open=True)
-    if "prune_epoch" in cfg:
-        out["prune_epoch"] = _integer("prune_epoch", cfg["prune_epoch"], 0)
-    return MethodConfig(**out)
+        raise ValueError(f"method.name: missing; expected one of {method_names()}")
+    return method_spec(cfg["name"]).config.parse(cfg)

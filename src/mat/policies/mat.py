@@ -38,6 +38,7 @@ records it, since Eq. 6 acts only from the third evaluation on.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -45,14 +46,35 @@ import torch
 from mat.partition import Partition
 from mat.policies.base import Decision
 from mat.policies.common import PolicyBase
+from mat.policies.config import Protecting, flag, integer, per_kind
 from mat.policies.groups import protect_best
+from mat.policies.registry import register_method
 
 _NAN = float("nan")
 
+DEFAULT_ALPHA = {"head": 0.1, "expert": 0.2, "filter": 0.2, "layer": 0.1}  # Eq. 4, Appendix B.1
+DEFAULT_BETA = {"head": 1.0e-3, "expert": 1.0e-3, "filter": 1.0e-6, "layer": 1.0e-3}  # Eq. 6
 
+
+@dataclass(frozen=True)
+class MATConfig(Protecting):
+    """The paper's defaults (Appendix B.1): BERT-style MAT starts at the 5th epoch (0-based epoch 4)
+    and re-evaluates every 8 epochs; alpha 0.1 for heads and layers, 0.2 for experts and filters;
+    beta 1e-3, except 1e-6 for filters (VGG). alpha and beta: a scalar or a mapping kind -> value."""
+
+    alpha: dict = per_kind(DEFAULT_ALPHA, hi=1.0)  # per kind, Eq. 4, in (0, 1)
+    beta: dict = per_kind(DEFAULT_BETA, hi=float("inf"))  # per kind, Eq. 6, > 0
+    # 0-based epochs: "starts from the 5th epoch and performs every 8 epochs" (B.1) is epoch 4, 12, ...
+    # (the 1-based-index reading, start_epoch: 5, is one setting away)
+    start_epoch: int = integer(4, lo=0)  # first mNTK evaluation = end of warm-up
+    interval: int = integer(8, lo=1)  # epochs between mNTK evaluations
+    # the protecting strategy may keep a module Eq. 6 stopped, so no layer empties (ours: the
+    # paper's "at least one ... in each layer"); false: only modules not stopped (the other reading)
+    protect_stopped: bool = flag(True)
+
+
+@register_method("mat", config=MATConfig, label="MAT", pruning_label="MAT")
 class MATPolicy(PolicyBase):
-    method = "mat"
-
     def __init__(
         self,
         partition: Partition,

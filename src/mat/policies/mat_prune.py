@@ -17,16 +17,25 @@ comes first and the evaluation then runs on the survivors.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from mat.policies.base import Decision
+from mat.policies.config import integer, number
 from mat.policies.groups import lowest_scoring
-from mat.policies.mat import MATPolicy
+from mat.policies.mat import MATConfig, MATPolicy
+from mat.policies.registry import register_method
 
 
+@dataclass(frozen=True)
+class MATPruneConfig(MATConfig):
+    prune_ratio: float = number(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)  # of each kind, removed
+    prune_epoch: int = integer(14, lo=0)  # "at the 15th epoch" (B.2), 0-based; its mNTK ranks the modules
+
+
+@register_method("mat_prune", config=MATPruneConfig, label="MAT + pruning", pruning_label="MAT")
 class MATPrunePolicy(MATPolicy):
-    method = "mat_prune"
-
     def __init__(self, *args, prune_ratio: float, prune_epoch: int, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.prune_ratio = prune_ratio

@@ -19,22 +19,34 @@ updated every step with the normal step size. The variants differ in what slow m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from mat.partition import Partition
 from mat.policies.base import Decision
 from mat.policies.common import PolicyBase
+from mat.policies.config import Protecting, choice, integer, number
 from mat.policies.groups import random_subset
+from mat.policies.registry import register_method
+
+VARIANTS = ("paper", "drift")
 
 
+@dataclass(frozen=True)
+class MultirateConfig(Protecting):
+    fraction: float = number(0.5, lo=0.0, hi=1.0, lo_open=True)  # fraction of fast modules (per layer)
+    k: int = integer(5, lo=1)  # slow modules move every k-th step
+    variant: str = choice("paper", VARIANTS)  # "paper" (as MAT describes it) or "drift" (authors' optimizer)
+
+
+@register_method("multirate", config=MultirateConfig, label="Multirate")
 class MultiratePolicy(PolicyBase):
-    method = "multirate"
-
     def __init__(
         self, partition: Partition, seed: int, steps_per_epoch: int, fraction: float, k: int, variant: str, protect: bool
     ) -> None:
         super().__init__(partition, seed, steps_per_epoch)
-        if variant not in ("paper", "drift"):
+        if variant not in VARIANTS:
             raise ValueError(f"multirate: variant {variant!r}; expected 'paper' or 'drift'")
         self.k = k
         self.variant = variant

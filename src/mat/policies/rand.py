@@ -10,17 +10,25 @@ order, so epoch e's selection depends only on the seed and e.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from mat.partition import Partition
 from mat.policies.base import Decision
 from mat.policies.common import PolicyBase
+from mat.policies.config import Protecting, number
 from mat.policies.groups import random_subset
+from mat.policies.registry import register_method
 
 
+@dataclass(frozen=True)
+class RandConfig(Protecting):
+    fraction: float = number(0.5, lo=0.0, hi=1.0, lo_open=True)  # of each layer's modules, redrawn every epoch
+
+
+@register_method("rand", config=RandConfig, label="{model}-Rand")
 class RandPolicy(PolicyBase):
-    method = "rand"
-
     def __init__(self, partition: Partition, seed: int, steps_per_epoch: int, fraction: float, protect: bool) -> None:
         super().__init__(partition, seed, steps_per_epoch)
         self.fraction = fraction

@@ -10,6 +10,7 @@ a layer (`groups.lowest_scoring`). All remaining modules train at every step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -17,7 +18,9 @@ import torch
 from mat.partition import Partition
 from mat.policies.base import Decision
 from mat.policies.common import PolicyBase
+from mat.policies.config import Protecting, number
 from mat.policies.groups import lowest_scoring
+from mat.policies.registry import register_method
 
 
 def connection_sensitivity(
@@ -43,9 +46,13 @@ def connection_sensitivity(
     return scores / total
 
 
-class SnipPolicy(PolicyBase):
-    method = "snip"
+@dataclass(frozen=True)
+class SnipConfig(Protecting):
+    prune_ratio: float = number(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)  # of each kind, removed
 
+
+@register_method("snip", config=SnipConfig, label="SNIP", pruning_label="SNIP ({prune_ratio_percent})")
+class SnipPolicy(PolicyBase):
     def __init__(self, partition: Partition, seed: int, steps_per_epoch: int, prune_ratio: float, protect: bool) -> None:
         super().__init__(partition, seed, steps_per_epoch)
         self.prune_ratio = prune_ratio

@@ -1,7 +1,7 @@
 """The one training loop: every model (BERT, Switch, VGG16), every method (a policy).
 
 Per epoch (Algorithm 1, lines 2-19): a permutation of the training set from a generator seeded by
-(seed, epoch); at the epoch's start the measurements the policy wants (mNTK, SNIP) plus those the
+(seed, epoch); at the epoch's start the registered measurements the policy wants plus those the
 logging schedule asks for, handed to `policy.observe`, logged, then `policy.start_epoch`. Per step:
 `policy.decide(step)` says which modules are updated and with what step size; the optimizer
 applies exactly that (`decision_masks`). Training ends at the step budget or when the policy has
@@ -229,16 +229,14 @@ class Trainer:
     def _start_epoch(self, epoch: int) -> None:
         """Measure what the policy wants and the logs ask for, then let the policy plan the epoch
         (Algorithm 1, lines 3-14 happen inside `observe` + `start_epoch`)."""
-        wants = set(self.policy.wants(epoch))
+        wants = measure.wanted(self.policy.wants(epoch))  # registered measurements, in registry order
         every = self.ncfg["log_every"]
-        if "mntk" in wants or (every is not None and epoch % every == 0):
-            measured, ranks = self._measure_mntk(epoch, for_policy="mntk" in wants)
-            if "mntk" in wants:
-                self.policy.observe(epoch, "mntk", measured[0][1])
-        else:
-            measured, ranks = [], None
-        if "snip" in wants:
-            self.policy.observe(epoch, "snip", self._measure_snip(epoch))
+        self._mntk_taken = ([], None)  # [(partition, eigenvalues)], head ranks: for mntk.csv
+        if "mntk" not in wants and every is not None and epoch % every == 0:
+            self._mntk_taken = self._measure_mntk(epoch, for_policy=False)  # for the logs only
+        for name in wants:
+            self.policy.observe(epoch, name, measure.take(name, self, epoch))
+        measured, ranks = self._mntk_taken
         self.policy.start_epoch(epoch)
         # The policy's view (threshold, information, stopped) only where it used this mNTK.
         report = measure.policy_report(self.policy) if "mntk" in wants else {}
@@ -284,14 +282,20 @@ class Trainer:
             )
         return measured, ranks
 
-    def _measure_snip(self, epoch: int) -> torch.Tensor:
-        """SNIP's per-module connection sensitivity on one training minibatch drawn from (seed, epoch)."""
-        index = self._sample(epoch, "snip", self.tcfg["batch_size"])
-        inputs, targets = self.task.train_batch(index, (self.seed, "snip-batch", epoch))
-        self.model.train()
-        return self.meter.mntk(
-            inputs, lambda: measure.snip(self.model, self.partition, lambda: self._objective(inputs, targets, self.model)[0])
-        )
+    # What a registered measurement may use of the run (`measure.Run`).
+    def mntk_for_policy(self, epoch: int) -> dict[str, torch.Tensor]:
+        self._mntk_taken = self._measure_mntk(epoch, for_policy=True)  # logged by _start_epoch
+        return self._mntk_taken[0][0][1]
+
+    def minibatch(self, epoch: int, purpose: str) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self._sample(epoch, purpose, self.tcfg["batch_size"])
+        return self.task.train_batch(index, (self.seed, f"{purpose}-batch", epoch))
+
+    def training_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self._objective(inputs, targets, self.model)[0]
+
+    def metered(self, inputs: torch.Tensor, compute, key: str | None = None):
+        return self.meter.mntk(inputs, compute, key=key)
 
     # ------------------------------------------------------------------------------ one step
     def _objective(self, inputs: torch.Tensor, targets: torch.Tensor, forward=None):

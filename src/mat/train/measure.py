@@ -1,16 +1,109 @@
 """Measurements taken at the start of an epoch, for the policy (what `policy.wants(epoch)` names)
 and for the figures: the modular NTK of every module (Definition 1; Algorithm 1, lines 3-10),
 the effective rank of the heads' attention matrices, and SNIP's connection sensitivity.
+
+The measurements a policy may ask for are registered here by name (`register_measurement`); the
+trainer takes each name `policy.wants(epoch)` returns from this registry, in registration order,
+and hands the result to `policy.observe(epoch, name, value)`. A measurement is a function
+`(run, epoch) -> value`, where `run` is the trainer seen through `Run` below. A new measurement is
+one registered function here (plus the policy that wants it), nothing in the trainer.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 import torch
 
 from mat.partition import Partition
+
+
+# ------------------------------------------------------------------------------ registry
+class Run(Protocol):
+    """What a measurement may use of the run being trained (mat.train.loop.Trainer provides it)."""
+
+    model: torch.nn.Module  # the eager model (not the compiled forward)
+    partition: Partition  # the run's partition: the modules the policy acts on
+
+    def mntk_for_policy(self, epoch: int) -> dict[str, torch.Tensor]:
+        """The run partition's mNTK eigenvalues at this epoch (the trainer also logs them)."""
+
+    def minibatch(self, epoch: int, purpose: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training minibatch (inputs, targets), a function of (seed, purpose, epoch)."""
+
+    def training_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training objective on the eager model (task loss + auxiliary loss)."""
+
+    def metered(self, inputs: torch.Tensor, compute: Callable[[], Any], key: str | None = None) -> Any:
+        """`compute()`, its FLOPs counted as the method's measurement cost (`mat.flops`)."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str  # what a policy's `wants` returns and its `observe` receives
+    take: Callable[[Run, int], Any]  # (run, epoch) -> the value handed to policy.observe
+
+
+_MEASUREMENTS: dict[str, Measurement] = {}
+
+
+def register_measurement(name: str) -> Callable[[Callable[[Run, int], Any]], Callable[[Run, int], Any]]:
+    """Decorator: register `take(run, epoch)` as the measurement `name`."""
+
+    def register(take: Callable[[Run, int], Any]) -> Callable[[Run, int], Any]:
+        old = _MEASUREMENTS.get(name)
+        if old is not None and old.take.__qualname__ != take.__qualname__:
+            raise ValueError(f"measurement {name!r} is already registered ({old.take.__qualname__})")
+        _MEASUREMENTS[name] = Measurement(name, take)
+        return take
+
+    return register
+
+
+def unregister_measurement(name: str) -> None:
+    """Remove a measurement (tests that register a toy one clean up with this)."""
+    _MEASUREMENTS.pop(name, None)
+
+
+def measurement_names() -> tuple[str, ...]:
+    return tuple(_MEASUREMENTS)
+
+
+def wanted(names: Iterable[str]) -> list[str]:
+    """The measurements `names` (a policy's `wants`) in registration order; an unknown name is an
+    error naming the registered ones."""
+    names = set(names)
+    unknown = sorted(n for n in names if n not in _MEASUREMENTS)
+    if unknown:
+        raise ValueError(f"policy wants measurement {unknown[0]!r}; registered measurements: {measurement_names()}")
+    return [n for n in _MEASUREMENTS if n in names]
+
+
+def take(name: str, run: Run, epoch: int) -> Any:
+    """Take the registered measurement `name` at the start of `epoch`."""
+    wanted([name])
+    return _MEASUREMENTS[name].take(run, epoch)
+
+
+@register_measurement("mntk")
+def _take_mntk(run: Run, epoch: int) -> dict[str, torch.Tensor]:
+    """{module name: mNTK eigenvalues, descending} of the run's partition (Definition 1, S samples;
+    Algorithm 1, lines 3-7), measured by the trainer, which logs it with the logged partitions."""
+    return run.mntk_for_policy(epoch)
+
+
+@register_measurement("snip")
+def _take_snip(run: Run, epoch: int) -> torch.Tensor:
+    """SNIP's per-module connection sensitivity (`snip` below) on one training minibatch drawn
+    from (seed, epoch), in training mode."""
+    inputs, targets = run.minibatch(epoch, "snip")
+    run.model.train()
+    return run.metered(inputs, lambda: snip(run.model, run.partition, lambda: run.training_loss(inputs, targets)))
+
+
+# ------------------------------------------------------------------------------ the measurements
 
 
 def mntk(

@@ -1,8 +1,8 @@
 """Run config: one YAML file = one training run. Validated up front, defaults filled in.
 
-The shape of a run config and its defaults live in `mat/schemas/run.schema.yaml`. The blocks owned
-by other packages (`method` by mat.policies, `optim` by mat.optim) are checked by their owners'
-validators here too, so a typo anywhere fails before any data is loaded or any step is taken.
+The shape of a run config and its defaults live in `mat/schemas/run.schema.yaml`; the allowed
+`model.arch` values come from the model registry (`mat.models`). The blocks owned by other packages
+(`method` by mat.policies, `optim` by mat.optim) are checked by their owners' validators here too, so a typo anywhere fails before any data is loaded or any step is taken.
 Every error names the key path, the bad value and what is allowed (with a "did you mean" for an
 unknown key).
 """
@@ -21,8 +21,6 @@ import yaml
 
 TEXT_DATASETS = ("tiny-text", "wikitext2", "wikitext103")
 IMAGE_DATASETS = ("tiny-images", "cifar10")
-TEXT_ARCHS = ("bert", "switch")
-IMAGE_ARCHS = ("vgg16",)
 
 
 class ConfigError(ValueError):
@@ -30,7 +28,12 @@ class ConfigError(ValueError):
 
 
 def schema() -> dict:
-    return yaml.safe_load(resources.files("mat").joinpath("schemas/run.schema.yaml").read_text())
+    """The run-config schema, with `model.arch` limited to the registered models."""
+    from mat.models import model_names
+
+    sch = yaml.safe_load(resources.files("mat").joinpath("schemas/run.schema.yaml").read_text())
+    sch["properties"]["model"]["properties"]["arch"]["enum"] = list(model_names())
+    return sch
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -138,19 +141,17 @@ def _fill_defaults(node: Any, sch: Mapping) -> Any:
 
 def _check_consistency(cfg: dict) -> list[str]:
     """Rules across keys that a JSON schema does not express readably."""
+    from mat.models import archs_taking, model_spec
+
     problems = []
     data, train = cfg["data"], cfg["train"]
     arch = cfg["model"]["arch"]
-    if data["name"] in TEXT_DATASETS and arch not in TEXT_ARCHS:
-        problems.append(
-            f"model.arch: got {arch!r}, which does not take text data ({data['name']!r}); "
-            f"allowed with text: {', '.join(TEXT_ARCHS)}"
-        )
-    if data["name"] in IMAGE_DATASETS and arch not in IMAGE_ARCHS:
-        problems.append(
-            f"model.arch: got {arch!r}, which does not take image data ({data['name']!r}); "
-            f"allowed with images: {', '.join(IMAGE_ARCHS)}"
-        )
+    for inputs, datasets, plural in (("text", TEXT_DATASETS, "text"), ("image", IMAGE_DATASETS, "images")):
+        if data["name"] in datasets and model_spec(arch).inputs != inputs:
+            problems.append(
+                f"model.arch: got {arch!r}, which does not take {inputs} data ({data['name']!r}); "
+                f"allowed with {plural}: {', '.join(archs_taking(inputs))}"
+            )
     if (train["epochs"] is None) == (train["max_steps"] is None):
         problems.append(
             f"train: set exactly one of train.epochs and train.max_steps "
