@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import types
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -232,6 +232,20 @@ def per_sample_grads_hooks(
     return grads
 
 
+def _grad(root: torch.Tensor, root_grad: torch.Tensor | None, wrt: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    """d root / d wrt (with output gradient `root_grad`); None where a tensor does not depend on
+    anything that requires grad."""
+    live = [i for i, t in enumerate(wrt) if t.requires_grad]
+    out: list[torch.Tensor | None] = [None] * len(wrt)
+    if live and root.requires_grad:
+        got = torch.autograd.grad(
+            root, [wrt[i] for i in live], grad_outputs=None if root_grad is None else root_grad, allow_unused=True
+        )
+        for i, g in zip(live, got):
+            out[i] = g
+    return out
+
+
 def _kernel_is_cheaper(m: nn.Module, out: torch.Tensor, s: int) -> bool:
     """For a conv layer's filters: is the kernel route (`_conv_filter_grams`) cheaper than forming
     the S per-sample weight gradients and their Grams? Per sample with L output positions, `out`
@@ -246,6 +260,9 @@ def _kernel_is_cheaper(m: nn.Module, out: torch.Tensor, s: int) -> bool:
     return kernel < direct
 
 
+_PROBE = object()  # `head` not given: find the output layer with a one-sample forward
+
+
 def _hooked_passes(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -253,13 +270,20 @@ def _hooked_passes(
     chunk_size: int | None,
     sum_output_layer: bool = True,
     kernel_names: frozenset[str] = frozenset(),
+    head: nn.Linear | None | object = _PROBE,
+    step=None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     """The batched passes behind `per_sample_grads_hooks`.
 
     Returns (per-sample gradients {name: [S, *shape]}, kernel captures). A conv weight named in
     `kernel_names` whose layer `_kernel_is_cheaper` is not turned into per-sample gradients: its
     im2col patches U [S, L, P] and output gradients G [S, L, out] are kept instead, for
-    `_conv_filter_grams`."""
+    `_conv_filter_grams`.
+
+    `head`: the output nn.Linear evaluated as one unit (`_output_linear`; found here if not given).
+    `step(start, stop) -> (root, root_grad, wrt, keep)`: how a chunk runs (`mat.ntk_stages`): the
+    tensor to differentiate and its output gradient, extra tensors whose gradients go to
+    `keep(start, stop, grads)`. None: the whole model, from the sum of logits."""
     s = _check_inputs(inputs)
     chunk = s if not chunk_size else chunk_size
     params = dict(model.named_parameters())
@@ -294,7 +318,8 @@ def _hooked_passes(
         if n not in kernel_layers.values():
             rows(n)
     with _ntk_mode(model, hooked):
-        head = _output_linear(model, inputs[:1]) if sum_output_layer else None
+        if head is _PROBE:
+            head = _output_linear(model, inputs[:1]) if sum_output_layer else None
         calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []  # (layer, input, output)
 
         def capture(mod, args, out):
@@ -307,11 +332,16 @@ def _hooked_passes(
         try:
             for start in range(0, s, chunk):
                 calls.clear()
-                total = _sum_of_logits(model(inputs[start : start + chunk]))
-                need = [y for m, _, y in calls if m is not head]
-                grads = torch.autograd.grad(total, need, allow_unused=True) if need else ()
-                it = iter(grads)
                 c = min(chunk, s - start)
+                if step is None:
+                    root, root_grad, wrt, keep = _sum_of_logits(model(inputs[start : start + c])), None, [], None
+                else:
+                    root, root_grad, wrt, keep = step(start, start + c)
+                need = [y for m, _, y in calls if m is not head]
+                grads = _grad(root, root_grad, need + wrt)
+                if keep is not None:
+                    keep(start, start + c, grads[len(need) :])
+                it = iter(grads[: len(need)])
                 for m, x, y in calls:
                     if m is head:  # d(sum of logits)/d(logits) = 1: grad_W[s] = 1 (sum_t x[s,t])^T
                         xf = x.reshape(x.shape[0], -1, x.shape[-1])
@@ -416,6 +446,126 @@ def passes(model: nn.Module, partition: Partition, samples: int, memory_gb: floa
     return plan_passes(model, list(spans), samples, memory_gb, copies, by_vmap, sliced if copies == 1 else None)
 
 
+def _hookable(model: nn.Module) -> Callable[[str], bool]:
+    params, owners = dict(model.named_parameters()), _param_owners(model)
+    return lambda n: n in params and all(_supported(m) for m, _ in owners[id(params[n])])
+
+
+def _segments(model: nn.Module, inputs: torch.Tensor, groups: list[list[str]]):
+    """(stages, per-pass `Segment`s) if the passes can run only their own stages, else None
+    (`mat.ntk_stages`). The model is in `_ntk_mode`."""
+    from torch.utils._pytree import tree_leaves
+
+    from mat.ntk_stages import context_of, plan_segments, stages_of
+
+    stages = stages_of(model)
+    if not stages:
+        return None
+    hookable = _hookable(model)
+    hooked = [[n for n in g if hookable(n)] for g in groups]
+    params = dict(model.named_parameters())
+    path = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
+    owners = {n: [path[id(m)] for m, _ in _param_owners(model)[id(params[n])]] for g in hooked for n in g}
+    segs = plan_segments(model, stages, hooked, owners)
+    if segs is None:
+        return None
+    with _ntk_mode(model, [n for g in hooked for n in g]):  # a context must not depend on a hooked parameter
+        if any(isinstance(t, torch.Tensor) and t.requires_grad for t in tree_leaves(context_of(model, inputs[:1]))):
+            return None
+    return stages, segs
+
+
+def pass_gradients(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    groups: list[list[str]],
+    chunk_size: int | None,
+    kernel_names: frozenset[str] = frozenset(),
+    held: dict[str, int] | None = None,
+) -> Iterator[tuple[list[str], dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]]:
+    """Per pass (`groups`: the parameter names of each pass, in forward order), TOP-DOWN (the last
+    group first): (names, per-sample gradients {name: [S, *shape]}, kernel captures), as
+    `_hooked_passes` gives them. A model exposing its stages (`mat.ntk_stages`) has each pass run
+    only its own stages, from boundaries cached by one forward; otherwise every pass runs the whole
+    model. Eval mode for the duration. If `held` is a dict, held["boundary_bytes"] is set to the
+    most bytes the cached boundaries and boundary gradients held at once (0 on the full path)."""
+    from mat.ntk_stages import context_of
+
+    s = _check_inputs(inputs)
+    chunk = s if not chunk_size else chunk_size
+    with _ntk_mode(model, []):
+        head = _output_linear(model, inputs[:1])
+        plan = _segments(model, inputs, groups)
+        if held is not None:
+            held["boundary_bytes"] = 0
+        if plan is None:
+            for names in reversed(groups):
+                yield names, *_hooked_passes(model, inputs, names, chunk, kernel_names=kernel_names & set(names), head=head)
+            return
+        stages, segs = plan
+        n = len(stages)
+        starts = {sg.lo for sg in segs if sg is not None}
+        cached: dict[int, torch.Tensor] = {}  # boundary k -> h_k of all S samples (k = 0: the inputs)
+        top = max(starts)
+        with torch.no_grad():  # 1. one forward below the highest pass keeps every pass's input boundary
+            for start in range(0, s, chunk):
+                x = inputs[start : start + chunk]
+                ctx, h = context_of(model, x), x
+                for k in range(top + 1):
+                    if k in starts and k > 0:
+                        if k not in cached:
+                            cached[k] = h.new_empty(s, *h.shape[1:])
+                        cached[k][start : start + h.shape[0]] = h
+                    if k < top:
+                        h = stages[k].run(h, ctx)
+                del h, ctx
+        grad_at: dict[int, torch.Tensor] = {}  # boundary k -> d(sum of logits)/d h_k of all S samples
+
+        def step_of(sg):
+            def step(start: int, stop: int):
+                x = inputs[start:stop]
+                ctx = context_of(model, x)
+                h = x if sg.lo == 0 else cached[sg.lo][start:stop]
+                h = h.detach().requires_grad_(sg.below is not None and h.is_floating_point())
+                if h.requires_grad:  # a non-leaf: FlopCounterMode's module hooks cannot take a leaf in autograd.grad
+                    h = h.view_as(h)
+                wrt = [h] if sg.below == sg.lo else []
+                for k in range(sg.lo, sg.end + 1):
+                    h = stages[k].run(h, ctx)
+                    if sg.below is not None and k + 1 == sg.below and k < sg.end:
+                        wrt = [h]
+                top_grad = None if sg.end + 1 == n else grad_at[sg.end + 1][start:stop]
+
+                def keep(a: int, b: int, got: list) -> None:
+                    if not got:  # the boundary below is this pass's top: its gradient is known
+                        return
+                    g = torch.zeros_like(wrt[0]) if got[0] is None else got[0]
+                    if sg.below not in grad_at:
+                        grad_at[sg.below] = g.new_empty(s, *g.shape[1:])
+                    grad_at[sg.below][a:b] = g
+
+                root = _sum_of_logits(h) if top_grad is None else h
+                return root, top_grad, wrt, keep
+
+            return step
+
+        for i in reversed(range(len(groups))):  # 2. top-down
+            names, sg = groups[i], segs[i]
+            ks = kernel_names & set(names)
+            if sg is None:  # no hooked parameter: the vmap route runs the whole model anyway
+                yield names, *_hooked_passes(model, inputs, names, chunk, kernel_names=ks, head=head)
+                continue
+            got = _hooked_passes(model, inputs, names, chunk, kernel_names=ks, head=head, step=step_of(sg))
+            if held is not None:
+                now = sum(t.nbytes for t in (*cached.values(), *grad_at.values()))
+                held["boundary_bytes"] = max(held["boundary_bytes"], now)
+            if all(o is None or o.lo != sg.lo for o in segs[:i]):
+                cached.pop(sg.lo, None)
+            for k in [k for k in grad_at if k != sg.below]:
+                del grad_at[k]
+            yield names, *got
+
+
 def module_grams(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -430,19 +580,18 @@ def module_grams(
     Gradients are computed only for parameters the partition owns. `memory_gb` bounds the
     per-sample gradients held at once (`mat.ntk_budget`): the owned parameters are split into
     passes of consecutive layers, each one batched forward + backward per chunk of `chunk_size`
-    samples, whose Gram blocks are added before its gradients are freed; None: one pass. If
-    `pass_bytes` is a list, the bytes of per-sample gradients (and kernel-route patches) each pass
-    held are appended to it. Returns float64 [n_modules, S, S], row order = partition order.
+    samples (of its own stages only where the model exposes them, `pass_gradients`), whose Gram
+    blocks are added before its gradients are freed; None: one pass. If `pass_bytes` is a list,
+    the bytes of per-sample gradients (and kernel-route patches) each pass held are appended to it.
+    Returns float64 [n_modules, S, S], row order = partition order.
     """
     s = _check_inputs(inputs)
     partition.check(dict(model.named_parameters()))
     spans = _spans(partition)
     filters = frozenset(n for n, (dim, _) in spans.items() if dim == 0)  # only conv weights take it
     grams = torch.zeros(len(partition), s, s, dtype=torch.float64, device=inputs.device)
-    for p in passes(model, partition, s, memory_gb):
-        group = set(p.names)
-        names = [n for n in spans if n in group]  # the partition's order within a pass
-        grads, kernels = _hooked_passes(model, inputs, names, chunk_size, kernel_names=filters & group)
+    groups = [[n for n in spans if n in set(p.names)] for p in passes(model, partition, s, memory_gb)]
+    for names, grads, kernels in pass_gradients(model, inputs, groups, chunk_size, filters):
         if pass_bytes is not None:
             pass_bytes.append(sum(g.nbytes for g in grads.values()) + sum(u.nbytes + g.nbytes for u, g in kernels.values()))
         for name in names:
