@@ -232,12 +232,12 @@ def per_sample_grads_hooks(
     return grads
 
 
-def _grad(root: torch.Tensor, root_grad: torch.Tensor | None, wrt: list[torch.Tensor]) -> list[torch.Tensor | None]:
+def _grad(root: torch.Tensor | None, root_grad: torch.Tensor | None, wrt: list[torch.Tensor]) -> list[torch.Tensor | None]:
     """d root / d wrt (with output gradient `root_grad`); None where a tensor does not depend on
     anything that requires grad."""
     live = [i for i, t in enumerate(wrt) if t.requires_grad]
     out: list[torch.Tensor | None] = [None] * len(wrt)
-    if live and root.requires_grad:
+    if live and root is not None and root.requires_grad:
         got = torch.autograd.grad(
             root, [wrt[i] for i in live], grad_outputs=None if root_grad is None else root_grad, allow_unused=True
         )
@@ -281,9 +281,10 @@ def _hooked_passes(
     `_conv_filter_grams`.
 
     `head`: the output nn.Linear evaluated as one unit (`_output_linear`; found here if not given).
-    `step(start, stop) -> (root, root_grad, wrt, keep)`: how a chunk runs (`mat.ntk_stages`): the
-    tensor to differentiate and its output gradient, extra tensors whose gradients go to
-    `keep(start, stop, grads)`. None: the whole model, from the sum of logits."""
+    `step(start, stop) -> (root, root_grad, wrt, keep, given)`: how a chunk runs (`mat.ntk_stages`):
+    the tensor to differentiate (None: nothing runs) and its output gradient, extra tensors whose
+    gradients go to `keep(start, stop, grads)`, and [(layer, input, output gradient)] of calls a
+    higher pass ran for this one. None: the whole model, from the sum of logits."""
     s = _check_inputs(inputs)
     chunk = s if not chunk_size else chunk_size
     params = dict(model.named_parameters())
@@ -334,15 +335,19 @@ def _hooked_passes(
                 calls.clear()
                 c = min(chunk, s - start)
                 if step is None:
-                    root, root_grad, wrt, keep = _sum_of_logits(model(inputs[start : start + c])), None, [], None
+                    root, root_grad, wrt, keep, given = _sum_of_logits(model(inputs[start : start + c])), None, [], None, []
                 else:
-                    root, root_grad, wrt, keep = step(start, start + c)
+                    root, root_grad, wrt, keep, given = step(start, start + c)
                 need = [y for m, _, y in calls if m is not head]
                 grads = _grad(root, root_grad, need + wrt)
                 if keep is not None:
                     keep(start, start + c, grads[len(need) :])
                 it = iter(grads[: len(need)])
-                for m, x, y in calls:
+                # (layer, input, output, output gradient): this chunk's own calls, then calls whose
+                # input and output gradient a higher pass kept (`given`; the gradient stands for y)
+                items = [(m, x, y, None if m is head else next(it)) for m, x, y in calls]
+                items += [(m, x, g, g) for m, x, g in given]
+                for m, x, y, g in items:
                     if m is head:  # d(sum of logits)/d(logits) = 1: grad_W[s] = 1 (sum_t x[s,t])^T
                         xf = x.reshape(x.shape[0], -1, x.shape[-1])
                         rule = {
@@ -350,7 +355,6 @@ def _hooked_passes(
                             "bias": xf.new_full((xf.shape[0], m.out_features), float(xf.shape[1])),
                         }
                     else:
-                        g = next(it)
                         g = torch.zeros_like(y) if g is None else g
                         if m in kernel_layers and kernel_layers[m] not in out and _kernel_is_cheaper(m, y, s):
                             cols = F.unfold(x, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
@@ -373,6 +377,7 @@ def _hooked_passes(
                             rows(n)[start : start + c] += rule[attr].detach()
                     del rule
                 calls.clear()
+                del items, given
         finally:
             for h in hooks:
                 if h is not None:
@@ -504,7 +509,7 @@ def pass_gradients(
             return
         stages, segs = plan
         n = len(stages)
-        starts = {sg.lo for sg in segs if sg is not None}
+        starts = {sg.lo for sg in segs if sg is not None and sg.runs}
         cached: dict[int, torch.Tensor] = {}  # boundary k -> h_k of all S samples (k = 0: the inputs)
         top = max(starts)
         with torch.no_grad():  # 1. one forward below the highest pass keeps every pass's input boundary
@@ -520,49 +525,84 @@ def pass_gradients(
                         h = stages[k].run(h, ctx)
                 del h, ctx
         grad_at: dict[int, torch.Tensor] = {}  # boundary k -> d(sum of logits)/d h_k of all S samples
+        modules = dict(model.named_modules())
+        kept: dict[nn.Module, list[list[torch.Tensor]]] = {}  # deferred layer -> per call [x, g] of all S
 
-        def step_of(sg):
+        def buffer(t: torch.Tensor) -> torch.Tensor:
+            return t.new_empty(s, *t.shape[1:])
+
+        def step_of(sg, mine: set[nn.Module]):
             def step(start: int, stop: int):
+                given = [(m, x[start:stop], g[start:stop]) for m in mine if m in kept for x, g in kept[m]]
+                if not sg.runs:
+                    return None, None, [], None, given
                 x = inputs[start:stop]
                 ctx = context_of(model, x)
                 h = x if sg.lo == 0 else cached[sg.lo][start:stop]
-                h = h.detach().requires_grad_(sg.below is not None and h.is_floating_point())
+                h = h.detach().requires_grad_(sg.below and h.is_floating_point())
                 if h.requires_grad:  # a non-leaf: FlopCounterMode's module hooks cannot take a leaf in autograd.grad
                     h = h.view_as(h)
-                wrt = [h] if sg.below == sg.lo else []
-                for k in range(sg.lo, sg.end + 1):
+                wrt = [h] if sg.below else []
+                seen: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []  # deferred layers' calls
+                hooks = [modules[p].register_forward_hook(lambda m, a, y: seen.append((m, a[0].detach(), y))) for p in sg.deferred]
+                # the deferred layers' own parameters require grad while the stage runs, so their
+                # outputs are differentiable even where nothing below them is (their weight
+                # gradients are never asked for)
+                theirs = [q for p in sg.deferred for q in modules[p].parameters(recurse=False) if not q.requires_grad]
+                try:
+                    for q in theirs:
+                        q.requires_grad_(True)
+                    h = stages[sg.lo].run(h, ctx)
+                finally:
+                    for hk in hooks:
+                        hk.remove()
+                    for q in theirs:
+                        q.requires_grad_(False)
+                for k in range(sg.lo + 1, sg.end + 1):
                     h = stages[k].run(h, ctx)
-                    if sg.below is not None and k + 1 == sg.below and k < sg.end:
-                        wrt = [h]
                 top_grad = None if sg.end + 1 == n else grad_at[sg.end + 1][start:stop]
 
                 def keep(a: int, b: int, got: list) -> None:
-                    if not got:  # the boundary below is this pass's top: its gradient is known
-                        return
-                    g = torch.zeros_like(wrt[0]) if got[0] is None else got[0]
-                    if sg.below not in grad_at:
-                        grad_at[sg.below] = g.new_empty(s, *g.shape[1:])
-                    grad_at[sg.below][a:b] = g
+                    if sg.below:
+                        g = torch.zeros_like(wrt[0]) if got[0] is None else got[0]
+                        if sg.lo not in grad_at:
+                            grad_at[sg.lo] = buffer(g)
+                        grad_at[sg.lo][a:b] = g
+                    counts: dict[nn.Module, int] = {}
+                    for (m, x_m, y_m), g in zip(seen, got[len(wrt) :]):
+                        i = counts[m] = counts.get(m, -1) + 1
+                        g = torch.zeros_like(y_m) if g is None else g
+                        if len(kept.setdefault(m, [])) <= i:
+                            kept[m].append([buffer(x_m), buffer(g)])
+                        kept[m][i][0][a:b], kept[m][i][1][a:b] = x_m, g
 
                 root = _sum_of_logits(h) if top_grad is None else h
-                return root, top_grad, wrt, keep
+                return root, top_grad, wrt + [y for _, _, y in seen], keep, given
 
             return step
 
+        owners = _param_owners(model)
+        params = dict(model.named_parameters())
         for i in reversed(range(len(groups))):  # 2. top-down
             names, sg = groups[i], segs[i]
             ks = kernel_names & set(names)
             if sg is None:  # no hooked parameter: the vmap route runs the whole model anyway
                 yield names, *_hooked_passes(model, inputs, names, chunk, kernel_names=ks, head=head)
                 continue
-            got = _hooked_passes(model, inputs, names, chunk, kernel_names=ks, head=head, step=step_of(sg))
+            mine = {m for n in names for m, _ in owners[id(params[n])]}
+            got = _hooked_passes(model, inputs, names, chunk, kernel_names=ks, head=head, step=step_of(sg, mine))
             if held is not None:
                 now = sum(t.nbytes for t in (*cached.values(), *grad_at.values()))
                 held["boundary_bytes"] = max(held["boundary_bytes"], now)
-            if all(o is None or o.lo != sg.lo for o in segs[:i]):
+                deferred = sum(t.nbytes for calls in kept.values() for pair in calls for t in pair)
+                held["deferred_bytes"] = max(held.get("deferred_bytes", 0), deferred)
+            for m in mine:
+                kept.pop(m, None)
+            if sg.runs and all(o is None or not o.runs or o.lo != sg.lo for o in segs[:i]):
                 cached.pop(sg.lo, None)
-            for k in [k for k in grad_at if k != sg.below]:
-                del grad_at[k]
+            if sg.runs:  # what it started from is spent; what it leaves is the next running pass's top
+                for k in [k for k in grad_at if not (sg.below and k == sg.lo)]:
+                    del grad_at[k]
             yield names, *got
 
 

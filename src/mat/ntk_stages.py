@@ -14,17 +14,21 @@ Switch's relative position bias or BERT's attention mask) lets each pass run onl
 2. the passes run TOP-DOWN; a pass recomputes its stages [lo, end] from h_lo and backpropagates
    from the gradient of the sum of logits at its top boundary h_{end+1} (the top pass: from the sum
    of logits itself, as the single pass does), capturing its layers' per-sample gradients; the
-   gradient at the top boundary of the next pass down is kept for that pass.
+   gradient at h_lo is kept for the next pass down, whose top boundary it is. A stage whose layers
+   the budget splits between two passes is run by the upper one, which also keeps the inputs and
+   output gradients of the lower pass's layers in it; the lower pass forms their per-sample
+   gradients from those, without running the stage again.
 
 d(sum of logits)/d h_k is the same whichever pass computes it, so every layer sees the same output
 gradient as in the single pass and the Grams are the same (exact up to float summation order).
-Extra cost over the single pass: the forward of step 1 (at most one forward) plus the stages that
-two passes share (a stage whose layers the budget splits runs in both). Extra memory: the cached
-input boundaries (one hidden state per pass, all S samples) and one boundary gradient.
+Every stage from the lowest owned one up runs once, as in the single pass; the extra cost is the
+forward of step 1 (at most one forward). Extra memory: the cached input boundaries (one hidden
+state per pass, all S samples), two boundary gradients, and the kept inputs and output gradients
+of a split stage's lower layers (activations of that stage, not per-sample gradients).
 
-A pass's stage range: [lo, hi] are the first and last stages holding its hooked parameters; passes
-in parameter order must have non-decreasing lo and hi (true when parameters are registered in
-forward order); a pass extends up to the stage below the next pass's lo (stages without owned
+A pass's stage range: [lo, hi] are the first and last stages holding its hooked parameters; in
+parameter order a pass's hi must not exceed the next pass's lo (true when parameters are registered
+in forward order); a pass runs up to the stage below the next pass's lo (stages without owned
 parameters are run by the pass below them), the top pass up to the logits. A model without the
 protocol, a hooked parameter held by a module outside every stage, a context that depends on a
 hooked parameter, or non-monotone ranges: the passes run the whole model (`mat.ntk`'s full path).
@@ -49,12 +53,19 @@ class Stage(NamedTuple):
 
 @dataclass(frozen=True)
 class Segment:
-    """The stages one pass runs: [lo, end] (end + 1 = n: its top is the logits), and `below`: the
-    boundary whose gradient the next pass down needs (None for the lowest pass)."""
+    """The stages one pass runs, [lo, end] (empty when end < lo: every layer of the pass sits in a
+    stage a higher pass runs); `below`: whether a lower pass needs the gradient at its input
+    boundary h_lo; `deferred`: module paths of LOWER passes' layers in stage lo, whose inputs and
+    output gradients this pass keeps for them (a stage split between passes runs once)."""
 
     lo: int
     end: int
-    below: int | None
+    below: bool
+    deferred: tuple[str, ...] = ()
+
+    @property
+    def runs(self) -> bool:
+        return self.end >= self.lo
 
 
 def stages_of(model: nn.Module) -> list[Stage] | None:
@@ -86,20 +97,25 @@ def plan_segments(
     runs; None for a pass with no hooked parameter. `owners`: parameter name -> the module paths
     holding it. Returns None where the passes cannot be segmented (see the module docstring)."""
     index = _stage_index(stages)
-    ranges: list[tuple[int, int] | None] = []
+    where: list[dict[str, int]] = []  # per pass: module path -> stage
     for names in groups:
-        ks = [index(m) for n in names for m in owners[n]]
-        if any(k is None for k in ks):
+        ks = {m: index(m) for n in names for m in owners[n]}
+        if any(k is None for k in ks.values()):
             return None
-        ranges.append((min(ks), max(ks)) if ks else None)
-    live = [(i, r) for i, r in enumerate(ranges) if r is not None]
-    for (_, (lo0, hi0)), (_, (lo1, hi1)) in zip(live, live[1:]):
-        if lo1 < lo0 or hi1 < hi0:
-            return None
+        where.append(ks)
+    live = [i for i, ks in enumerate(where) if ks]
+    ranges = [(min(where[i].values()), max(where[i].values())) for i in live]
+    if any(hi0 > lo1 for (_, hi0), (lo1, _) in zip(ranges, ranges[1:])):
+        return None  # passes must follow each other up the chain (at most one shared stage)
     out: list[Segment | None] = [None] * len(groups)
-    n, below = len(stages), None
-    for j, (i, (lo, hi)) in enumerate(live):  # bottom-up: `below` is the top boundary of the pass below
-        end = n - 1 if j + 1 == len(live) else max(hi, live[j + 1][1][0] - 1)
-        out[i] = Segment(lo, end, below)
-        below = end + 1
+    n = len(stages)
+    ends = [lo1 - 1 for lo1, _ in ranges[1:]] + [n - 1]
+    for j, i in enumerate(live):
+        lo, end = ranges[j][0], ends[j]
+        runs = end >= lo
+        deferred = tuple(
+            m for jj in range(j) for m, k in where[live[jj]].items() if runs and k == lo and k > ends[jj]
+        )
+        below = runs and any(ends[jj] >= ranges[jj][0] for jj in range(j))
+        out[i] = Segment(lo, end, below, deferred)
     return out
