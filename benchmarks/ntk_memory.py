@@ -21,9 +21,13 @@ S = 64 row, are extrapolated (`status`):
     one pass   extra_gb linear in S, fitted to the measured S (least squares)
     budgeted   extra_gb = (the largest measured extra_gb minus its pass_gb: activations and
                overheads) + the plan's largest pass at that S
-    both       seconds = the measured seconds per (sample x pass) at the largest measured S x S x
-               the plan's passes (wall time on a shared CPU is noisy: +-2x between repeats of the
-               same pass was seen, so the time extrapolations are rough)
+    both       seconds = the path's measured seconds per counted GFLOP at its largest measured S x
+               the row's GFLOPs (wall time on a shared CPU is noisy: +-2x between repeats of the
+               same pass was seen, so the time extrapolations are rough; the GFLOPs ratio is exact)
+
+The budgeted passes run only their own stages (`mat.ntk_stages`: one forward caches each pass's
+input boundary, the passes run top-down from it), so their GFLOPs are the one pass's plus at most
+one forward.
 
     python benchmarks/ntk_memory.py --threads 1                     # CPU, as committed
     python benchmarks/ntk_memory.py --device cuda --samples 16 32 64   # on a GPU: all measured
@@ -196,12 +200,12 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
         a, b = _fit(ss, [float(r["extra_gb"]) for r in done])
         last = max(done, key=lambda r: r["samples"])
         overhead = float(last["extra_gb"]) - float(last["pass_gb"])
-        per = float(last["seconds"]) / (last["samples"] * int(last["passes"]))
+        per = float(last["seconds"]) / float(last["gflops"])  # seconds per counted GFLOP of this path
         for r in rows:
             if r["path"] == path and r["status"] == "extrapolated":
                 s = r["samples"]
                 extra = a + b * s if path == "one pass" else overhead + float(r["pass_gb"])
-                r.update(extra_gb=f"{extra:.3f}", seconds=f"{per * s * r['passes']:.1f}")
+                r.update(extra_gb=f"{extra:.3f}", seconds=f"{per * float(r['gflops']):.1f}")
     return rows
 
 

@@ -46,8 +46,12 @@ parameters for all S samples (S x |owned| floats; 270 MB for all heads of BERT-m
 65 GB for the paper's Switch Transformer). `memory_gb` bounds the latter: the owned parameters are
 split into passes of consecutive layers that fit it (`mat.ntk_budget`), each pass adds its Gram
 blocks and frees its gradients before the next. Only the owned parameters of a pass require grad
-during it, so its backward stops below its lowest layer. The Grams are the same as one pass's
-(the same per-sample gradients; float64 sums in a possibly different order).
+during it, so its backward stops below its lowest layer. A model that exposes its layer chain as
+stages (`mat.ntk_stages`: BERT, Switch, VGG) has each pass run only its own stages, top-down, from
+input boundaries cached by one forward and the gradient the pass above left at its top: every
+stage runs once over all passes, at the cost of that one extra forward (`pass_gradients`). Other
+models run the whole model in every pass. The Grams are the same as one pass's (the same
+per-sample gradients; float64 sums in a possibly different order).
 """
 
 from __future__ import annotations
