@@ -497,7 +497,8 @@ def pass_gradients(
     `_hooked_passes` gives them. A model exposing its stages (`mat.ntk_stages`) has each pass run
     only its own stages, from boundaries cached by one forward; otherwise every pass runs the whole
     model. Eval mode for the duration. If `held` is a dict, held["boundary_bytes"] is set to the
-    most bytes the cached boundaries and boundary gradients held at once (0 on the full path)."""
+    most bytes the cached boundaries and boundary gradients held at once, held["deferred_bytes"]
+    to the most the kept inputs and output gradients of split stages held (0 on the full path)."""
     from mat.ntk_stages import context_of
 
     s = _check_inputs(inputs)
@@ -506,7 +507,7 @@ def pass_gradients(
         head = _output_linear(model, inputs[:1])
         plan = _segments(model, inputs, groups)
         if held is not None:
-            held["boundary_bytes"] = 0
+            held["boundary_bytes"] = held["deferred_bytes"] = 0
         if plan is None:
             for names in reversed(groups):
                 yield names, *_hooked_passes(model, inputs, names, chunk, kernel_names=kernel_names & set(names), head=head)
@@ -599,7 +600,7 @@ def pass_gradients(
                 now = sum(t.nbytes for t in (*cached.values(), *grad_at.values()))
                 held["boundary_bytes"] = max(held["boundary_bytes"], now)
                 deferred = sum(t.nbytes for calls in kept.values() for pair in calls for t in pair)
-                held["deferred_bytes"] = max(held.get("deferred_bytes", 0), deferred)
+                held["deferred_bytes"] = max(held["deferred_bytes"], deferred)
             for m in mine:
                 kept.pop(m, None)
             if sg.runs and all(o is None or not o.runs or o.lo != sg.lo for o in segs[:i]):
@@ -617,6 +618,7 @@ def module_grams(
     chunk_size: int = 16,
     memory_gb: float | None = None,
     pass_bytes: list[int] | None = None,
+    held: dict[str, int] | None = None,
 ) -> torch.Tensor:
     """mNTK Gram matrices Theta^l = J_l J_l^T (Definition 1) for every module of `partition`.
 
@@ -626,8 +628,8 @@ def module_grams(
     passes of consecutive layers, each one batched forward + backward per chunk of `chunk_size`
     samples (of its own stages only where the model exposes them, `pass_gradients`), whose Gram
     blocks are added before its gradients are freed; None: one pass. If `pass_bytes` is a list,
-    the bytes of per-sample gradients (and kernel-route patches) each pass held are appended to it.
-    Returns float64 [n_modules, S, S], row order = partition order.
+    the bytes of per-sample gradients (and kernel-route patches) each pass held are appended to it;
+    `held`: as in `pass_gradients` (cached boundaries, kept activations). Returns float64 [n_modules, S, S], row order = partition order.
     """
     s = _check_inputs(inputs)
     partition.check(dict(model.named_parameters()))
@@ -635,7 +637,7 @@ def module_grams(
     filters = frozenset(n for n, (dim, _) in spans.items() if dim == 0)  # only conv weights take it
     grams = torch.zeros(len(partition), s, s, dtype=torch.float64, device=inputs.device)
     groups = [[n for n in spans if n in set(p.names)] for p in passes(model, partition, s, memory_gb)]
-    for names, grads, kernels in pass_gradients(model, inputs, groups, chunk_size, filters):
+    for names, grads, kernels in pass_gradients(model, inputs, groups, chunk_size, filters, held):
         if pass_bytes is not None:
             pass_bytes.append(sum(g.nbytes for g in grads.values()) + sum(u.nbytes + g.nbytes for u, g in kernels.values()))
         for name in names:
