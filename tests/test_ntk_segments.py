@@ -140,7 +140,7 @@ def test_passes_out_of_forward_order_are_not_segmented():
     stages = stages_of(model)
     groups = _one_layer_groups(model, part)
     owners = {n: [n.rpartition(".")[0]] for g in groups for n in g}
-    segs = plan_segments(model, stages, groups, owners)
+    segs = plan_segments(stages, groups, owners)
     assert segs is not None and not segs[0].below and segs[-1].end == len(stages) - 1
     running = [sg for sg in segs if sg.runs]
     assert all(lower.end + 1 == upper.lo for lower, upper in zip(running, running[1:]))  # they tile the chain
@@ -148,6 +148,6 @@ def test_passes_out_of_forward_order_are_not_segmented():
     # which keeps the others' inputs and output gradients
     split = [sg for sg in running if sg.deferred]
     assert split and all(all(p.startswith(stages[sg.lo].modules[0]) for p in sg.deferred) for sg in split)
-    assert plan_segments(model, stages, groups[::-1], owners) is None
+    assert plan_segments(stages, groups[::-1], owners) is None
     outside = [Stage(("nowhere",), lambda h, c: h)]
-    assert plan_segments(model, outside, groups, owners) is None
+    assert plan_segments(outside, groups, owners) is None

@@ -475,7 +475,7 @@ def _segments(model: nn.Module, inputs: torch.Tensor, groups: list[list[str]]):
     params = dict(model.named_parameters())
     path = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
     owners = {n: [path[id(m)] for m, _ in _param_owners(model)[id(params[n])]] for g in hooked for n in g}
-    segs = plan_segments(model, stages, hooked, owners)
+    segs = plan_segments(stages, hooked, owners)
     if segs is None:
         return None
     with _ntk_mode(model, [n for g in hooked for n in g]):  # a context must not depend on a hooked parameter

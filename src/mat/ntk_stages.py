@@ -91,7 +91,7 @@ def _stage_index(stages: list[Stage]) -> Callable[[str], int | None]:
 
 
 def plan_segments(
-    model: nn.Module, stages: list[Stage], groups: list[list[str]], owners: dict[str, list[str]]
+    stages: list[Stage], groups: list[list[str]], owners: dict[str, list[str]]
 ) -> list[Segment | None] | None:
     """Per pass (`groups`: the hooked parameter names of each pass, in pass order), the stages it
     runs; None for a pass with no hooked parameter. `owners`: parameter name -> the module paths
