@@ -9,7 +9,9 @@ small profiles (the paper reports about 1.5%). For every MAT run of a profile (m
                      run's planned epochs -- an upper bound: MAT stops when nothing is left to train
     FLOPs per eval   the project's mNTK (`mat.ntk.module_grams`: S per-sample gradients and the
                      Grams of every module of the run's partition, in as many passes as the run's
-                     `ntk.memory_gb` implies, each counted), counted with FlopCounterMode on
+                     `ntk.memory_gb` implies, each counted: a pass runs only its own stages, plus
+                     one forward caching the passes' input boundaries, `mat.ntk_stages`), counted
+                     with FlopCounterMode on
                      a shape-only ("meta") copy of the model: the same count as on a real one
                      (eigen-decompositions of the S x S Grams are not matmuls and count 0)
     training FLOPs   steps x one vanilla step (`mat.bench.forecast.plan`): an upper bound on a

@@ -20,13 +20,21 @@ S = 64 row, are extrapolated (`status`):
 
     one pass   extra_gb linear in S, fitted to the measured S (least squares)
     budgeted   extra_gb = (the largest measured extra_gb minus its pass_gb: activations and
-               overheads) + the plan's largest pass at that S
-    both       seconds = the measured seconds per (sample x pass) at the largest measured S x S x
-               the plan's passes (wall time on a shared CPU is noisy: +-2x between repeats of the
-               same pass was seen, so the time extrapolations are rough)
+               overheads) + the plan's largest pass at that S + the growth, from the measured S,
+               of the cached boundaries and split stages' activations (counted on the shape-only
+               model; they grow with S)
+    both       seconds = the model's measured seconds per counted GFLOP (pooled over both paths'
+               measured rows) x the row's GFLOPs: the extrapolated time ratio of the two paths is
+               their GFLOPs ratio (wall time on this shared CPU is noisy: 2.7x between two runs
+               of the identical one-pass code was seen, so measured seconds compare only roughly)
+
+The budgeted passes run only their own stages (`mat.ntk_stages`: one forward caches each pass's
+input boundary, the passes run top-down from it), so their GFLOPs are the one pass's plus at most
+one forward.
 
     python benchmarks/ntk_memory.py --threads 1                     # CPU, as committed
     python benchmarks/ntk_memory.py --device cuda --samples 16 32 64   # on a GPU: all measured
+    python benchmarks/ntk_memory.py --seq 512 --samples 64 --max-gb 0  # the plan and GFLOPs only
 
 Output: benchmarks/results/ntk_memory.csv (atomically; rows of models not run are kept), a
 markdown table on stdout. Targets:
@@ -114,9 +122,11 @@ def plan(model_name: str, s: int, budget: float | None) -> tuple[int, int, int]:
         dict(model.named_parameters())[n].numel() for n in p.names) for p in passes)
 
 
-def gflops(model_name: str, s: int, seq: int, chunk: int, budget: float | None) -> float:
-    """GFLOPs of the mNTK (every pass), counted with FlopCounterMode on a shape-only model: the
-    time ratio of the two paths at equal arithmetic efficiency, free of the shared CPU's noise."""
+def gflops(model_name: str, s: int, seq: int, chunk: int, budget: float | None) -> tuple[float, int]:
+    """(GFLOPs of the mNTK (every pass), counted with FlopCounterMode on a shape-only model: the
+    time ratio of the two paths at equal arithmetic efficiency, free of the shared CPU's noise;
+    the bytes its segmented passes keep besides per-sample gradients: cached boundaries and split
+    stages' activations, `mat.ntk.pass_gradients`)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from mat import ntk
@@ -126,9 +136,10 @@ def gflops(model_name: str, s: int, seq: int, chunk: int, budget: float | None) 
         model = build_model(cfg)
     part = build_partition(model, kinds)
     x = torch.zeros((s, seq), dtype=torch.long, device="meta")
+    held: dict[str, int] = {}
     with FlopCounterMode(display=False) as counter:
-        ntk.module_grams(model, x, part, chunk_size=chunk, memory_gb=budget)
-    return counter.get_total_flops() / 1e9
+        ntk.module_grams(model, x, part, chunk_size=chunk, memory_gb=budget, held=held)
+    return counter.get_total_flops() / 1e9, held["boundary_bytes"] + held["deferred_bytes"]
 
 
 def measure(model: str, s: int, path: str, args) -> dict:
@@ -166,12 +177,14 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
     for path in ("one pass", "budgeted"):
         budget = None if path == "one pass" else args.budget
         measured = []
+        kept: dict[int, int] = {}  # S -> bytes of cached boundaries and kept activations
         for s in sorted(set(args.samples) | {PAPER_S}):
             passes, pass_bytes, _ = plan(model, s, budget)
+            flops, kept[s] = gflops(model, s, args.seq, args.chunk, budget)
             row = {"model": model, "partition": kinds, "owned_params": owned, "seq_len": args.seq, "samples": s,
                    "path": path, "memory_gb": "null" if budget is None else budget, "passes": passes,
                    "pass_gb": f"{pass_bytes / GB:.3f}",
-                   "gflops": f"{gflops(model, s, args.seq, args.chunk, budget):.1f}", **common}
+                   "gflops": f"{flops:.1f}", **common}
             fits = pass_bytes <= args.max_gb * GB
             old = previous.get((model, args.seq, s, path))
             if old is not None and s in args.samples:  # --keep-measured: not run again
@@ -190,30 +203,39 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
                 row["status"] = "extrapolated"
             rows.append(row)
         done = [r for r in rows if r["path"] == path and r["status"] == "measured"]
-        if not done:
+        if not done:  # nothing measured to extrapolate from: the plan and its GFLOPs only
+            for r in rows:
+                if r["path"] == path:
+                    r["status"] = "flops only"
             continue
         ss = [r["samples"] for r in done]
         a, b = _fit(ss, [float(r["extra_gb"]) for r in done])
         last = max(done, key=lambda r: r["samples"])
         overhead = float(last["extra_gb"]) - float(last["pass_gb"])
-        per = float(last["seconds"]) / (last["samples"] * int(last["passes"]))
         for r in rows:
             if r["path"] == path and r["status"] == "extrapolated":
                 s = r["samples"]
-                extra = a + b * s if path == "one pass" else overhead + float(r["pass_gb"])
-                r.update(extra_gb=f"{extra:.3f}", seconds=f"{per * s * r['passes']:.1f}")
+                extra = a + b * s if path == "one pass" else (
+                    overhead + float(r["pass_gb"]) + (kept[s] - kept[last["samples"]]) / GB)
+                r.update(extra_gb=f"{extra:.3f}")
+    done = [r for r in rows if r["status"] == "measured"]
+    if done:  # one rate for both paths: their extrapolated time ratio is their GFLOPs ratio
+        per = sum(float(r["seconds"]) for r in done) / sum(float(r["gflops"]) for r in done)
+        for r in rows:
+            if r["status"] == "extrapolated":
+                r["seconds"] = f"{per * float(r['gflops']):.1f}"
     return rows
 
 
 def _write(args, rows: list[dict]) -> list[dict]:
-    """Write `rows` to --out, keeping the rows there of models not in `rows` (and, for the models
-    in `rows`, measured rows at other S) ; returns what was written."""
+    """Write `rows` to --out, keeping the rows there of (model, sequence length)s not in `rows`
+    (and, for those in `rows`, measured rows at other S); returns what was written."""
     keep = []
     if args.out.is_file():
         with args.out.open(newline="") as f:
             done = {(r["model"], int(r["seq_len"]), int(r["samples"]), r["path"]) for r in rows}
-            models = {r["model"] for r in rows}
-            keep = [r for r in csv.DictReader(f) if r["model"] not in models or (
+            models = {(r["model"], int(r["seq_len"])) for r in rows}
+            keep = [r for r in csv.DictReader(f) if (r["model"], int(r["seq_len"])) not in models or (
                 r["status"] == "measured" and (r["model"], int(r["seq_len"]), int(r["samples"]), r["path"]) not in done)]
     out = keep + rows
     write_csv_atomic(args.out, out, FIELDS)

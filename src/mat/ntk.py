@@ -46,15 +46,19 @@ parameters for all S samples (S x |owned| floats; 270 MB for all heads of BERT-m
 65 GB for the paper's Switch Transformer). `memory_gb` bounds the latter: the owned parameters are
 split into passes of consecutive layers that fit it (`mat.ntk_budget`), each pass adds its Gram
 blocks and frees its gradients before the next. Only the owned parameters of a pass require grad
-during it, so its backward stops below its lowest layer. The Grams are the same as one pass's
-(the same per-sample gradients; float64 sums in a possibly different order).
+during it, so its backward stops below its lowest layer. A model that exposes its layer chain as
+stages (`mat.ntk_stages`: BERT, Switch, VGG) has each pass run only its own stages, top-down, from
+input boundaries cached by one forward and the gradient the pass above left at its top: every
+stage runs once over all passes, at the cost of that one extra forward (`pass_gradients`). Other
+models run the whole model in every pass. The Grams are the same as one pass's (the same
+per-sample gradients; float64 sums in a possibly different order).
 """
 
 from __future__ import annotations
 
 import types
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -232,6 +236,20 @@ def per_sample_grads_hooks(
     return grads
 
 
+def _grad(root: torch.Tensor | None, root_grad: torch.Tensor | None, wrt: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    """d root / d wrt (with output gradient `root_grad`); None where a tensor does not depend on
+    anything that requires grad."""
+    live = [i for i, t in enumerate(wrt) if t.requires_grad]
+    out: list[torch.Tensor | None] = [None] * len(wrt)
+    if live and root is not None and root.requires_grad:
+        got = torch.autograd.grad(
+            root, [wrt[i] for i in live], grad_outputs=None if root_grad is None else root_grad, allow_unused=True
+        )
+        for i, g in zip(live, got):
+            out[i] = g
+    return out
+
+
 def _kernel_is_cheaper(m: nn.Module, out: torch.Tensor, s: int) -> bool:
     """For a conv layer's filters: is the kernel route (`_conv_filter_grams`) cheaper than forming
     the S per-sample weight gradients and their Grams? Per sample with L output positions, `out`
@@ -246,6 +264,9 @@ def _kernel_is_cheaper(m: nn.Module, out: torch.Tensor, s: int) -> bool:
     return kernel < direct
 
 
+_PROBE = object()  # `head` not given: find the output layer with a one-sample forward
+
+
 def _hooked_passes(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -253,13 +274,21 @@ def _hooked_passes(
     chunk_size: int | None,
     sum_output_layer: bool = True,
     kernel_names: frozenset[str] = frozenset(),
+    head: nn.Linear | None | object = _PROBE,
+    step=None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     """The batched passes behind `per_sample_grads_hooks`.
 
     Returns (per-sample gradients {name: [S, *shape]}, kernel captures). A conv weight named in
     `kernel_names` whose layer `_kernel_is_cheaper` is not turned into per-sample gradients: its
     im2col patches U [S, L, P] and output gradients G [S, L, out] are kept instead, for
-    `_conv_filter_grams`."""
+    `_conv_filter_grams`.
+
+    `head`: the output nn.Linear evaluated as one unit (`_output_linear`; found here if not given).
+    `step(start, stop) -> (root, root_grad, wrt, keep, given)`: how a chunk runs (`mat.ntk_stages`):
+    the tensor to differentiate (None: nothing runs) and its output gradient, extra tensors whose
+    gradients go to `keep(start, stop, grads)`, and [(layer, input, output gradient)] of calls a
+    higher pass ran for this one. None: the whole model, from the sum of logits."""
     s = _check_inputs(inputs)
     chunk = s if not chunk_size else chunk_size
     params = dict(model.named_parameters())
@@ -294,7 +323,8 @@ def _hooked_passes(
         if n not in kernel_layers.values():
             rows(n)
     with _ntk_mode(model, hooked):
-        head = _output_linear(model, inputs[:1]) if sum_output_layer else None
+        if head is _PROBE:
+            head = _output_linear(model, inputs[:1]) if sum_output_layer else None
         calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []  # (layer, input, output)
 
         def capture(mod, args, out):
@@ -307,12 +337,21 @@ def _hooked_passes(
         try:
             for start in range(0, s, chunk):
                 calls.clear()
-                total = _sum_of_logits(model(inputs[start : start + chunk]))
-                need = [y for m, _, y in calls if m is not head]
-                grads = torch.autograd.grad(total, need, allow_unused=True) if need else ()
-                it = iter(grads)
                 c = min(chunk, s - start)
-                for m, x, y in calls:
+                if step is None:
+                    root, root_grad, wrt, keep, given = _sum_of_logits(model(inputs[start : start + c])), None, [], None, []
+                else:
+                    root, root_grad, wrt, keep, given = step(start, start + c)
+                need = [y for m, _, y in calls if m is not head]
+                grads = _grad(root, root_grad, need + wrt)
+                if keep is not None:
+                    keep(start, start + c, grads[len(need) :])
+                it = iter(grads[: len(need)])
+                # (layer, input, output, output gradient): this chunk's own calls, then calls whose
+                # input and output gradient a higher pass kept (`given`; the gradient stands for y)
+                items = [(m, x, y, None if m is head else next(it)) for m, x, y in calls]
+                items += [(m, x, g, g) for m, x, g in given]
+                for m, x, y, g in items:
                     if m is head:  # d(sum of logits)/d(logits) = 1: grad_W[s] = 1 (sum_t x[s,t])^T
                         xf = x.reshape(x.shape[0], -1, x.shape[-1])
                         rule = {
@@ -320,7 +359,6 @@ def _hooked_passes(
                             "bias": xf.new_full((xf.shape[0], m.out_features), float(xf.shape[1])),
                         }
                     else:
-                        g = next(it)
                         g = torch.zeros_like(y) if g is None else g
                         if m in kernel_layers and kernel_layers[m] not in out and _kernel_is_cheaper(m, y, s):
                             cols = F.unfold(x, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
@@ -343,6 +381,7 @@ def _hooked_passes(
                             rows(n)[start : start + c] += rule[attr].detach()
                     del rule
                 calls.clear()
+                del items, given
         finally:
             for h in hooks:
                 if h is not None:
@@ -416,6 +455,162 @@ def passes(model: nn.Module, partition: Partition, samples: int, memory_gb: floa
     return plan_passes(model, list(spans), samples, memory_gb, copies, by_vmap, sliced if copies == 1 else None)
 
 
+def _hookable(model: nn.Module) -> Callable[[str], bool]:
+    params, owners = dict(model.named_parameters()), _param_owners(model)
+    return lambda n: n in params and all(_supported(m) for m, _ in owners[id(params[n])])
+
+
+def _segments(model: nn.Module, inputs: torch.Tensor, groups: list[list[str]]):
+    """(stages, per-pass `Segment`s) if the passes can run only their own stages, else None
+    (`mat.ntk_stages`). The model is in `_ntk_mode`."""
+    from torch.utils._pytree import tree_leaves
+
+    from mat.ntk_stages import context_of, plan_segments, stages_of
+
+    stages = stages_of(model)
+    if not stages:
+        return None
+    hookable = _hookable(model)
+    hooked = [[n for n in g if hookable(n)] for g in groups]
+    params = dict(model.named_parameters())
+    path = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
+    owners = {n: [path[id(m)] for m, _ in _param_owners(model)[id(params[n])]] for g in hooked for n in g}
+    segs = plan_segments(stages, hooked, owners)
+    if segs is None:
+        return None
+    with _ntk_mode(model, [n for g in hooked for n in g]):  # a context must not depend on a hooked parameter
+        if any(isinstance(t, torch.Tensor) and t.requires_grad for t in tree_leaves(context_of(model, inputs[:1]))):
+            return None
+    return stages, segs
+
+
+def pass_gradients(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    groups: list[list[str]],
+    chunk_size: int | None,
+    kernel_names: frozenset[str] = frozenset(),
+    held: dict[str, int] | None = None,
+) -> Iterator[tuple[list[str], dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]]:
+    """Per pass (`groups`: the parameter names of each pass, in forward order), TOP-DOWN (the last
+    group first): (names, per-sample gradients {name: [S, *shape]}, kernel captures), as
+    `_hooked_passes` gives them. A model exposing its stages (`mat.ntk_stages`) has each pass run
+    only its own stages, from boundaries cached by one forward; otherwise every pass runs the whole
+    model. Eval mode for the duration. If `held` is a dict, held["boundary_bytes"] is set to the
+    most bytes the cached boundaries and boundary gradients held at once, held["deferred_bytes"]
+    to the most the kept inputs and output gradients of split stages held (0 on the full path)."""
+    from mat.ntk_stages import context_of
+
+    s = _check_inputs(inputs)
+    chunk = s if not chunk_size else chunk_size
+    with _ntk_mode(model, []):
+        head = _output_linear(model, inputs[:1])
+        plan = _segments(model, inputs, groups)
+        if held is not None:
+            held["boundary_bytes"] = held["deferred_bytes"] = 0
+        if plan is None:
+            for names in reversed(groups):
+                yield names, *_hooked_passes(model, inputs, names, chunk, kernel_names=kernel_names & set(names), head=head)
+            return
+        stages, segs = plan
+        n = len(stages)
+        starts = {sg.lo for sg in segs if sg is not None and sg.runs}
+        cached: dict[int, torch.Tensor] = {}  # boundary k -> h_k of all S samples (k = 0: the inputs)
+        top = max(starts)
+        with torch.no_grad():  # 1. one forward below the highest pass keeps every pass's input boundary
+            for start in range(0, s, chunk):
+                x = inputs[start : start + chunk]
+                ctx, h = context_of(model, x), x
+                for k in range(top + 1):
+                    if k in starts and k > 0:
+                        if k not in cached:
+                            cached[k] = h.new_empty(s, *h.shape[1:])
+                        cached[k][start : start + h.shape[0]] = h
+                    if k < top:
+                        h = stages[k].run(h, ctx)
+                del h, ctx
+        grad_at: dict[int, torch.Tensor] = {}  # boundary k -> d(sum of logits)/d h_k of all S samples
+        modules = dict(model.named_modules())
+        kept: dict[nn.Module, list[list[torch.Tensor]]] = {}  # deferred layer -> per call [x, g] of all S
+
+        def buffer(t: torch.Tensor) -> torch.Tensor:
+            return t.new_empty(s, *t.shape[1:])
+
+        def step_of(sg, mine: set[nn.Module]):
+            def step(start: int, stop: int):
+                given = [(m, x[start:stop], g[start:stop]) for m in mine if m in kept for x, g in kept[m]]
+                if not sg.runs:
+                    return None, None, [], None, given
+                x = inputs[start:stop]
+                ctx = context_of(model, x)
+                h = x if sg.lo == 0 else cached[sg.lo][start:stop]
+                h = h.detach().requires_grad_(sg.below and h.is_floating_point())
+                if h.requires_grad:  # a non-leaf: FlopCounterMode's module hooks cannot take a leaf in autograd.grad
+                    h = h.view_as(h)
+                wrt = [h] if sg.below else []
+                seen: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []  # deferred layers' calls
+                hooks = [modules[p].register_forward_hook(lambda m, a, y: seen.append((m, a[0].detach(), y))) for p in sg.deferred]
+                # the deferred layers' own parameters require grad while the stage runs, so their
+                # outputs are differentiable even where nothing below them is (their weight
+                # gradients are never asked for)
+                theirs = [q for p in sg.deferred for q in modules[p].parameters(recurse=False) if not q.requires_grad]
+                try:
+                    for q in theirs:
+                        q.requires_grad_(True)
+                    h = stages[sg.lo].run(h, ctx)
+                finally:
+                    for hk in hooks:
+                        hk.remove()
+                    for q in theirs:
+                        q.requires_grad_(False)
+                for k in range(sg.lo + 1, sg.end + 1):
+                    h = stages[k].run(h, ctx)
+                top_grad = None if sg.end + 1 == n else grad_at[sg.end + 1][start:stop]
+
+                def keep(a: int, b: int, got: list) -> None:
+                    if sg.below:
+                        g = torch.zeros_like(wrt[0]) if got[0] is None else got[0]
+                        if sg.lo not in grad_at:
+                            grad_at[sg.lo] = buffer(g)
+                        grad_at[sg.lo][a:b] = g
+                    counts: dict[nn.Module, int] = {}
+                    for (m, x_m, y_m), g in zip(seen, got[len(wrt) :]):
+                        i = counts[m] = counts.get(m, -1) + 1
+                        g = torch.zeros_like(y_m) if g is None else g
+                        if len(kept.setdefault(m, [])) <= i:
+                            kept[m].append([buffer(x_m), buffer(g)])
+                        kept[m][i][0][a:b], kept[m][i][1][a:b] = x_m, g
+
+                root = _sum_of_logits(h) if top_grad is None else h
+                return root, top_grad, wrt + [y for _, _, y in seen], keep, given
+
+            return step
+
+        owners = _param_owners(model)
+        params = dict(model.named_parameters())
+        for i in reversed(range(len(groups))):  # 2. top-down
+            names, sg = groups[i], segs[i]
+            ks = kernel_names & set(names)
+            if sg is None:  # no hooked parameter: the vmap route runs the whole model anyway
+                yield names, *_hooked_passes(model, inputs, names, chunk, kernel_names=ks, head=head)
+                continue
+            mine = {m for n in names for m, _ in owners[id(params[n])]}
+            got = _hooked_passes(model, inputs, names, chunk, kernel_names=ks, head=head, step=step_of(sg, mine))
+            if held is not None:
+                now = sum(t.nbytes for t in (*cached.values(), *grad_at.values()))
+                held["boundary_bytes"] = max(held["boundary_bytes"], now)
+                deferred = sum(t.nbytes for calls in kept.values() for pair in calls for t in pair)
+                held["deferred_bytes"] = max(held["deferred_bytes"], deferred)
+            for m in mine:
+                kept.pop(m, None)
+            if sg.runs and all(o is None or not o.runs or o.lo != sg.lo for o in segs[:i]):
+                cached.pop(sg.lo, None)
+            if sg.runs:  # what it started from is spent; what it leaves is the next running pass's top
+                for k in [k for k in grad_at if not (sg.below and k == sg.lo)]:
+                    del grad_at[k]
+            yield names, *got
+
+
 def module_grams(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -423,6 +618,7 @@ def module_grams(
     chunk_size: int = 16,
     memory_gb: float | None = None,
     pass_bytes: list[int] | None = None,
+    held: dict[str, int] | None = None,
 ) -> torch.Tensor:
     """mNTK Gram matrices Theta^l = J_l J_l^T (Definition 1) for every module of `partition`.
 
@@ -430,19 +626,18 @@ def module_grams(
     Gradients are computed only for parameters the partition owns. `memory_gb` bounds the
     per-sample gradients held at once (`mat.ntk_budget`): the owned parameters are split into
     passes of consecutive layers, each one batched forward + backward per chunk of `chunk_size`
-    samples, whose Gram blocks are added before its gradients are freed; None: one pass. If
-    `pass_bytes` is a list, the bytes of per-sample gradients (and kernel-route patches) each pass
-    held are appended to it. Returns float64 [n_modules, S, S], row order = partition order.
+    samples (of its own stages only where the model exposes them, `pass_gradients`), whose Gram
+    blocks are added before its gradients are freed; None: one pass. If `pass_bytes` is a list,
+    the bytes of per-sample gradients (and kernel-route patches) each pass held are appended to it;
+    `held`: as in `pass_gradients` (cached boundaries, kept activations). Returns float64 [n_modules, S, S], row order = partition order.
     """
     s = _check_inputs(inputs)
     partition.check(dict(model.named_parameters()))
     spans = _spans(partition)
     filters = frozenset(n for n, (dim, _) in spans.items() if dim == 0)  # only conv weights take it
     grams = torch.zeros(len(partition), s, s, dtype=torch.float64, device=inputs.device)
-    for p in passes(model, partition, s, memory_gb):
-        group = set(p.names)
-        names = [n for n in spans if n in group]  # the partition's order within a pass
-        grads, kernels = _hooked_passes(model, inputs, names, chunk_size, kernel_names=filters & group)
+    groups = [[n for n in spans if n in set(p.names)] for p in passes(model, partition, s, memory_gb)]
+    for names, grads, kernels in pass_gradients(model, inputs, groups, chunk_size, filters, held):
         if pass_bytes is not None:
             pass_bytes.append(sum(g.nbytes for g in grads.values()) + sum(u.nbytes + g.nbytes for u, g in kernels.values()))
         for name in names:

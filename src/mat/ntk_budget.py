@@ -12,7 +12,8 @@ S = 64, 65 GB for the heads and experts of the paper's Switch Transformer (254.8
                                                             formed (heads: rows of q/k/v)
 
 stays within `ntk.memory_gb` (`Pass.bytes`). Each pass is one batched forward + backward per chunk
-of samples (`mat.ntk._hooked_passes`); its per-sample gradients are freed before the next pass. The
+of samples (`mat.ntk._hooked_passes`), over its own stages only where the model exposes them
+(`mat.ntk_stages`); its per-sample gradients are freed before the next pass. The
 budget depends on S and on the widest layer, not on the model's depth. `memory_gb: null` is one
 pass over everything (the unbudgeted path). A layer is the module that holds a parameter directly
 (its name without the last component); a layer that alone exceeds the budget is an error

@@ -15,8 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers import BertConfig, BertForMaskedLM
+from transformers.pytorch_utils import apply_chunking_to_forward
 
 from mat.models.config import resolve
+from mat.ntk_stages import Stage
 
 # Turc et al. 2019 ("Well-read students learn better"): heads = hidden / 64, intermediate = 4 * hidden.
 SIZES = {
@@ -65,6 +67,26 @@ class BertMLM(nn.Module):
     def layer_prefixes(self) -> list[str]:
         """The transformer blocks: the "layers" of the layer-wise mNTK (Figures 2-3)."""
         return [f"net.bert.encoder.layer.{i}" for i in range(self.config.num_hidden_layers)]
+
+    def ntk_context(self, x: torch.Tensor):
+        """What every stage reads besides the hidden state: the attention mask transformers builds
+        for unpadded inputs (None for eager and sdpa), from a zero-copy stand-in of the embeddings."""
+        stand_in = self.net.bert.embeddings.LayerNorm.weight.new_zeros(()).expand(*x.shape, self.config.hidden_size)
+        return self.net.bert._create_attention_masks(None, None, stand_in, None, None)[0]
+
+    def ntk_stages(self) -> list[Stage]:
+        """The layer chain for segmented mNTK passes (`mat.ntk_stages`), as transformers' forward
+        runs it: embeddings, per layer its attention and its feed-forward, then the MLM head."""
+        bert = self.net.bert
+        stages = [Stage(("net.bert.embeddings",), lambda x, mask: bert.embeddings(input_ids=x))]
+        for p, layer in zip(self.layer_prefixes(), bert.encoder.layer):
+            stages.append(Stage((f"{p}.attention",), lambda h, mask, m=layer: m.attention(h, mask)[0]))
+            stages.append(Stage(
+                (f"{p}.intermediate", f"{p}.output"),
+                lambda h, mask, m=layer: apply_chunking_to_forward(m.feed_forward_chunk, m.chunk_size_feed_forward, m.seq_len_dim, h),
+            ))
+        stages.append(Stage(("net.cls",), lambda h, mask: self.net.cls(h)))
+        return stages
 
     def attention_layout(self) -> list[dict]:
         """Per layer, the parameters a head is sliced from. Head h owns rows [h*d, (h+1)*d) of q, k, v

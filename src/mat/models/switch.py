@@ -33,6 +33,7 @@ from transformers.models.switch_transformers.modeling_switch_transformers import
 )
 
 from mat.models.config import resolve
+from mat.ntk_stages import Stage
 
 SIZES = {
     "micro": {"layers": 2, "hidden": 16, "heads": 2, "intermediate": 32, "experts": 4},
@@ -175,6 +176,20 @@ class SwitchMLM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x)[0]
+
+    def ntk_context(self, x: torch.Tensor) -> torch.Tensor:
+        """What every stage reads besides the hidden state: the relative position bias (`_run`)."""
+        return self.rel_bias(x.shape[1])
+
+    def ntk_stages(self) -> list[Stage]:
+        """The layer chain for segmented mNTK passes (`mat.ntk_stages`), as `_run` computes it:
+        the embedding, then per block its attention and its MoE, then the final norm and LM head."""
+        stages = [Stage(("embed",), lambda x, bias: self.dropout(self.embed(x)))]
+        for p, block in zip(self.layer_prefixes(), self.layers):
+            stages.append(Stage((f"{p}.attn",), lambda h, bias, b=block: b.attn(h, position_bias=bias)[0]))
+            stages.append(Stage((f"{p}.moe",), lambda h, bias, b=block: b.moe(h)))
+        stages.append(Stage(("final_norm", "lm_head"), lambda h, bias: self.lm_head(self.dropout(self.final_norm(h)))))
+        return stages
 
     def aux_loss(self) -> torch.Tensor:
         """Router load-balancing loss of the last forward, averaged over the MoE layers, unweighted

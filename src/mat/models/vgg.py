@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from mat.models.config import resolve
+from mat.ntk_stages import Stage
 
 # "M" = 2x2 max-pool.
 VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
@@ -85,6 +86,12 @@ class VGG(nn.Module):
     def layer_prefixes(self) -> list[str]:
         """The conv blocks (conv + BatchNorm): the "layers" of the layer-wise mNTK."""
         return [f"blocks.{i}" for i in range(len(self.blocks))]
+
+    def ntk_stages(self) -> list[Stage]:
+        """The layer chain for segmented mNTK passes (`mat.ntk_stages`): each conv block, then the
+        classifier; together exactly `forward`."""
+        stages = [Stage((p,), lambda h, ctx, b=b: b(h)) for p, b in zip(self.layer_prefixes(), self.blocks)]
+        return [*stages, Stage(("classifier",), lambda h, ctx: self.classifier(h.flatten(1)))]
 
     def filter_layout(self) -> list[dict]:
         """Per conv layer, the parameters whose index along dim 0 is the output channel (filter)."""

@@ -253,7 +253,9 @@ def sharded_module_ntk(
 
     The same memory budget as on one device (`mat.ntk_budget`): the owned parameters go in passes
     that fit `memory_gb` with the gathered rows counted (`GATHER_COPIES`), one parameter gathered
-    at a time. `pass_bytes`: as in `mat.ntk.module_grams` (this rank's per-sample gradients)."""
+    at a time; as there, a model exposing its stages runs each pass over its own stages only
+    (`mat.ntk.pass_gradients`). `pass_bytes`: as in `mat.ntk.module_grams` (this rank's
+    per-sample gradients)."""
     from mat import ntk
     from mat.ntk_budget import GATHER_COPIES
 
@@ -266,13 +268,12 @@ def sharded_module_ntk(
     mine = shard_rows(inputs, d)
     sizes = [t.shape[0] for t in inputs.tensor_split(d.world)]
     grams = torch.zeros(len(partition), s, s, dtype=torch.float64, device=inputs.device)
-    for p in ntk.passes(model, partition, s, memory_gb, copies=GATHER_COPIES):
-        group = set(p.names)
-        names = [n for n in spans if n in group]
-        if mine.shape[0]:
-            grads = ntk.per_sample_grads_hooks(model, mine, names, chunk_size)
-        else:  # fewer samples than ranks: this rank contributes no rows
-            grads = {n: params[n].new_zeros(0, *params[n].shape) for n in names}
+    groups = [[n for n in spans if n in set(p.names)] for p in ntk.passes(model, partition, s, memory_gb, copies=GATHER_COPIES)]
+    if mine.shape[0]:  # passes top-down, each running only its own stages where the model has them
+        per_pass = ((names, grads) for names, grads, _ in ntk.pass_gradients(model, mine, groups, chunk_size))
+    else:  # fewer samples than ranks: this rank contributes no rows (in the same pass order)
+        per_pass = ((names, {n: params[n].new_zeros(0, *params[n].shape) for n in names}) for names in reversed(groups))
+    for names, grads in per_pass:
         if pass_bytes is not None:
             pass_bytes.append(sum(g.nbytes for g in grads.values()))
         for name in names:
