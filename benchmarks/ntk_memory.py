@@ -57,8 +57,8 @@ import torch
 
 from mat.models import build_model, build_partition
 from mat.ntk_budget import GB
-from mat.report.io import write_csv_atomic
-from mat.train.summary import hardware
+from mat.atomic import write_csv_atomic
+from mat.provenance import hardware
 
 MODELS = {
     "bert-base": ({"arch": "bert", "size": "base", "vocab_size": 30522}, ["head"]),
