@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mat import profiles
-from mat.report.common_cli import add_common_arguments, load
+from mat.cli.profile_args import add_profile_arguments, load
 from mat.report.io import write_all_atomic, write_text_atomic
 from mat.report.labels import method_label, profile_caption, pruning_label, table_title
 from mat.report.runs import PFLOP
@@ -616,7 +616,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--page", default=None,
                         help="render one Markdown table (table1, ..., claims) as HTML; "
                              "default: the captions, runs table and front page")
-    add_common_arguments(parser)
+    add_profile_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
