@@ -130,7 +130,7 @@ def build(name: str, profile: dict, root: str | Path = ".") -> ComplexityReport:
     for path in (csv, sweep_json):
         if not path.exists():
             raise ReportInputError(f"{path}: missing; measure first: python -m mat complexity --profile {profile['profile']}")
-    raw = pd.read_csv(csv, float_precision="round_trip")  # the exact floats written
+    raw = pd.read_csv(csv)  # pandas >= 3 reads the exact floats written (round trip)
     sweep = json.loads(sweep_json.read_text())
     if raw.empty or "hardware" not in raw.columns:
         raise ReportInputError(f"{csv}: expected measurement rows with a 'hardware' column, got columns {list(raw.columns)}")

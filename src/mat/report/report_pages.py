@@ -161,6 +161,15 @@ def report_targets(profile: dict) -> list[str]:
     return [f"{rep}/front.rst"] + [f"{rep}/{p}.html" for p in pages]
 
 
+def captions_fingerprint(profile: dict) -> str:
+    """Hash of what the captions quote from the profile beyond the runs (every experiment's
+    `report:` block: budgets, targets), so the report_front rule reruns when one is edited."""
+    import hashlib
+
+    blocks = {e: cfg.get("report") or {} for e, cfg in profile["experiments"].items()}
+    return hashlib.sha256(json.dumps(blocks, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _result_name(wildcards) -> str:
     """The result a Snakemake job makes, from its wildcards (table, figure or page)."""
     return wildcards.get("table") or wildcards.get("figure") or wildcards.get("page")
