@@ -115,3 +115,19 @@ def test_dvc_yaml_check_fails_on_a_hand_edit(tmp_path):
     path.write_text(path.read_text().replace("  table7:", "  table7_renamed:"))
     out = subprocess.run(check, capture_output=True, text=True, env=env)
     assert out.returncode == 1 and "python -m mat dvc-yaml --write" in out.stderr
+
+
+def test_editing_the_complexity_block_remeasures(tmp_path):
+    where = _workflow(tmp_path)
+    micro = {"samples": [2, 4], "hidden": [8, 16], "heads": [1, 2], "base": {"samples": 4, "hidden": 8, "heads": 2},
+             "layers": 1, "seq_len": 4, "vocab_size": 16, "repeats": 1, "chunk_size": 2}
+    _edit_profile(where, lambda p: p.update(complexity=micro))
+    measured = "results/tiny/complexity/measurements.csv"
+    out = _snakemake(where, "--cores", "1", measured)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = _snakemake(where, "-n", "--cores", "1", measured)
+    assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr, out.stdout + out.stderr
+    _edit_profile(where, lambda p: p["complexity"].update(repeats=2))
+    out = _snakemake(where, "-n", "--cores", "1", "results/tiny/table6.csv")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert _jobs(out) == {"complexity": 1, "table": 1} and "params have changed since last execution" in out.stdout
