@@ -15,7 +15,7 @@ from mat.report import scaling_table as st
 from mat.report.render import to_markdown
 from mat.report.run_logs import read_modules
 from mat.report.runs import ReportInputError
-from mat.report.tables import build_table, write_table
+from mat.report.targets import build as build_table, write as write_table
 from test_report_appendix_fakes import PF, SIZES, evaluations, module_rows, write_profile, write_run
 
 
@@ -118,7 +118,7 @@ def test_table5_cells_labels_and_bold(fake):
 
 def test_table5_write_and_missing_modules_csv(fake, capsys):
     root, profile = fake
-    csv_path, md_path = write_table("table5", profile, root)
+    csv_path, md_path = write_table("table5", profile, root).values()
     df = pd.read_csv(csv_path)
     assert df["label"].tolist() == ["Vanilla", "SNIP (50%)", "SNIP (75%)", "MAT"]
     assert df.loc[df.method == "mat_prune", "backward_sparsity_pct_mean"].item() == pytest.approx(59.375)
@@ -167,7 +167,7 @@ def test_table7_per_size_computation_overhead_and_saving(fake):
     assert "| Saving (%) | 20.0 | 20.0 | 20.0 | 20.0 | 20.0 |" in md
     assert "| Saving until best validation (ours, %) | 46.7 | 46.7 | 46.7 | 46.7 | 46.7 |" in md
     assert "| Vanilla computation (PFLOPs) | 0.03000 | 0.06000 | 0.1200 | 0.2400 | 0.4800 |" in md
-    csv_path, md_path = write_table("table7", profile, root)
+    csv_path, md_path = write_table("table7", profile, root).values()
     assert md_path.read_text() == md and pd.read_csv(csv_path)["experiment"].tolist() == [f"table7_{s}" for s in SIZES]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from mat import profiles
 from mat.__main__ import main
-from mat.report import analysis_figures as af
+from mat.report import targets as af
 from mat.report import head_training_figure as ht
 from mat.report import mntk_figures as mf
 from mat.report import overfit_figure as of
@@ -214,5 +214,5 @@ def test_missing_logs_are_named_and_nothing_is_written(fake, capsys):
     m[m.partition == "head"].to_csv(d, index=False)
     with pytest.raises(ReportInputError, match=r"no rows with partition='layer' \(the file has \['head'\]\)"):
         af.build("fig2", profile, root)
-    with pytest.raises(ReportInputError, match="unknown analysis figure"):
+    with pytest.raises(ReportInputError, match="unknown table or figure"):
         af.build("fig9", profile, root)

@@ -13,7 +13,7 @@ from mat.__main__ import main
 from mat.report import verdicts as v
 from mat.report.claims import CLAIMS, evaluate, paper_text_disagrees
 from mat.report.runs import ReportInputError
-from mat.report.tables import write_table
+from mat.report.targets import write as write_table
 from test_report_fakes import write_all_runs, write_profile
 
 

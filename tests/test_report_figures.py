@@ -10,7 +10,7 @@ import pytest
 
 from mat.__main__ import main
 from mat.report.curves import seed_band
-from mat.report.figures import draw, figure_data, write_figure
+from mat.report.targets import build as figure_data, write as write_figure
 from mat.report.runs import ReportInputError
 from test_report_fakes import write_all_runs, write_profile
 
@@ -47,7 +47,7 @@ def test_fig1b_data_and_drawn_lines_match(fake):
     assert van.pflops.iloc[0] == pytest.approx(0.012) and van.pflops.iloc[-1] == pytest.approx(0.040)
     assert van["mean"].iloc[0] == pytest.approx(5.0) and van["mean"].iloc[-1] == pytest.approx(3.4)
     assert fd.title.endswith("fake profile: generated data, not paper numbers")
-    fig = draw(fd)
+    fig = fd.draw(fd)
     try:
         lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
         assert set(lines) == {"BERT", "MAT"}
@@ -70,7 +70,7 @@ def test_curves_table1_files_and_budget_lines(fake):
     assert mat.pflops.max() == pytest.approx(0.024)  # MAT seed 0 ended at 24 PF: no extrapolation
     assert set(df[df.kind == "curve"].method) == {"vanilla", "rand", "multirate", "mat"}
     fd = figure_data("curves_table1", profile, root)
-    fig = draw(fd)
+    fig = fd.draw(fd)
     try:
         dotted = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == ":"]
         assert sorted(ln.get_xdata()[0] for ln in dotted) == pytest.approx([0.022, 0.0308, 0.0396])
@@ -100,4 +100,4 @@ def test_figure_errors_write_nothing(fake, capsys):
     assert "vanilla/seed0: missing summary.json" in capsys.readouterr().err
     assert not (root / "paper_figures").exists()
     with pytest.raises(ReportInputError, match="unknown figure"):
-        figure_data("fig9", {"experiments": {}}, root)
+        figure_data("fig9", {"experiments": {}}, root, kind="figure")

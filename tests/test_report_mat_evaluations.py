@@ -7,7 +7,7 @@ import json
 import pandas as pd
 
 from mat.report.render import to_markdown
-from mat.report.tables import build_table, write_table
+from mat.report.targets import build as build_table, write as write_table
 from test_report_fakes import write_all_runs, write_profile
 
 
@@ -33,7 +33,7 @@ def test_mat_rows_show_their_evaluation_count_and_epochs(tmp_path):
     assert "MAT's mNTK evaluations per run" in md and "2-3 (epochs 4 12 or 4 12 20)" in md
     assert "only Eq. 4-5 decided" in md  # one seed had fewer than 3
 
-    csv_path, _ = write_table("table1", profile, tmp_path)
+    csv_path, _ = write_table("table1", profile, tmp_path).values()
     df = pd.read_csv(csv_path).set_index("method")
     assert df.loc["mat", "mat_evaluations"] == 2 and pd.isna(df.loc["vanilla", "mat_evaluations"])
 

@@ -39,8 +39,14 @@ def test_every_result_has_a_caption_saying_counterpart_profile_and_differences(p
         assert rp.section(name) and rp.title(name)
 
 
-def test_every_registered_target_has_a_page():
-    assert set(TARGETS) <= set(rp.PAGES)
+def test_every_registered_target_describes_its_page():
+    """A target's caption comes from its registry entry: what the paper shows and how ours differs."""
+    for name, t in TARGETS.items():
+        assert t.paper and t.differs, f"{name}: give its entry `paper` and `differs` in src/mat/report/targets.py"
+        assert rp.page(name).paper == t.paper and rp.page(name).differs == t.differs
+    sections = {n: rp.section(n) for n in ("table1", "table6", "fig1b", "fig5", "claims", "runs")}
+    assert sections == {"table1": rp.MAIN, "table6": rp.APPENDIX, "fig1b": rp.FIGURES, "fig5": rp.FIGURES,
+                        "claims": rp.CLAIMS, "runs": rp.RUNS}
 
 
 def test_caption_names_the_profile_seeds_and_its_own_numbers(tiny):

@@ -15,7 +15,7 @@ from mat.report import vision_measures as vm
 from mat.report.render import cell_text, to_markdown
 from mat.report.runs import ReportInputError, RunMetrics
 from mat.report.stats import Summary, fmt_pm, summarize
-from mat.report.tables import build_table, write_table
+from mat.report.targets import build as build_table, write as write_table
 from test_report_fakes import PF, lm_rows, write_all_runs, write_profile, write_run
 
 
@@ -190,7 +190,7 @@ def test_table3_reached_not_reached_and_best(fake):
 # ------------------------------------------------------------------------------ files and errors
 def test_write_table_writes_csv_and_markdown(fake):
     root, profile = fake
-    csv_path, md_path = write_table("table1", profile, root)
+    csv_path, md_path = write_table("table1", profile, root).values()
     assert csv_path == root / "results/fake/table1.csv" and md_path.read_text().startswith("### Table 1")
     df = pd.read_csv(csv_path).set_index("method")
     assert list(df.index) == ["vanilla", "rand", "multirate", "mat"]
@@ -230,7 +230,7 @@ def test_missing_column_and_split_are_named(fake):
 def test_unknown_table_and_absent_experiment(tmp_path):
     profile = write_profile(tmp_path / "profiles", experiments=("table1",))
     with pytest.raises(ReportInputError, match="unknown table 'table9'"):
-        build_table("table9", profile, tmp_path)
+        build_table("table9", profile, tmp_path, kind="table")
     with pytest.raises(ReportInputError, match=r"needs experiments \['table3'\]"):
         build_table("table3", profile, tmp_path)
 

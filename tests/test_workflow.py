@@ -47,7 +47,7 @@ def test_dvc_stages_name_every_table():
 
 
 def test_slurm_profile_dry_run_requests_a_gpu_per_training_job():
-    out = _snakemake("-n", "--workflow-profile", "profiles/slurm", "--config", "profile=paper", "--forceall")
+    out = _snakemake("-n", "--workflow-profile", "workflow/profiles/slurm", "--config", "profile=paper", "--forceall")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "rule train:" in out.stdout + out.stderr
 

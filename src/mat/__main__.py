@@ -1,7 +1,8 @@
 """`python -m mat COMMAND ...`: the project's one command line.
 
-Each command lives in its own module, which defines `add_arguments(parser)` and `run(args) -> int`.
-Modules are imported only when their command runs, so `python -m mat --help` stays fast.
+Each command is `module` (which defines `add_arguments(parser)` and `run(args) -> int`) or
+`module:name` (an object with those two, when one module holds several commands). Modules are
+imported only when their command runs, so `python -m mat --help` stays fast.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ COMMANDS = {
     "data": ("mat.data.cli", "download, verify or generate a dataset"),
     "train": ("mat.cli.train", "train one (model, method, seed) run from a config file"),
     "config": ("mat.cli.config", "resolve and validate a profile's run configs"),
-    "table": ("mat.report.cli", "build a paper table from finished runs"),
-    "figure": ("mat.report.figure_cli", "build a paper figure from finished runs"),
-    "claims": ("mat.report.claims_cli", "check the paper's Section 5.1 claims against a profile's tables"),
+    "complexity": ("mat.complexity.measure", "measure Table 6's full vs modular NTK cost on this machine"),
+    "table": ("mat.report.cli:table", "build a paper table from finished runs"),
+    "figure": ("mat.report.cli:figure", "build a paper figure from finished runs"),
+    "claims": ("mat.report.cli:claims", "check the paper's Section 5.1 claims against a profile's tables"),
     "report-pages": ("mat.report.report_pages", "captions, runs table and front page of the HTML report"),
+    "dvc-yaml": ("mat.report.dvc_yaml", "write or check dvc.yaml, generated from the report's target registry"),
 }
 
 
@@ -34,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         parser.print_help()
         return 0
-    module_name, help_ = COMMANDS[argv[0]]
+    spec, help_ = COMMANDS[argv[0]]
+    module_name, _, attr = spec.partition(":")
     module = importlib.import_module(module_name)
+    if attr:
+        module = getattr(module, attr)
     cmd = argparse.ArgumentParser(prog=f"python -m mat {argv[0]}", description=help_)
     module.add_arguments(cmd)
     args = cmd.parse_args(argv[1:])

@@ -14,6 +14,7 @@ from mat import profiles
 # started as .venv/bin/snakemake), so they work without an activated environment.
 shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
 
+from mat.complexity.sweep import SweepError, sweep_config
 from mat.data import DataError
 from mat.data import request as data_request
 
@@ -33,6 +34,11 @@ try:
         for ds, entry in PROF["datasets"].items()
     }
 except DataError as exc:
+    raise WorkflowError(str(exc))
+
+try:
+    SWEEP = sweep_config(PROF)  # Table 6's measurement (workflow/rules/complexity.smk)
+except SweepError as exc:
     raise WorkflowError(str(exc))
 
 RUNS = list(profiles.runs(PROF))
@@ -98,12 +104,18 @@ def experiment_runs(wildcards):
     return runs_of(wildcards.experiment, RUN_FILES)
 
 
+def complexity_fingerprint():
+    """Hash of Table 6's resolved sweep (the `complexity:` block over its defaults, and the mNTK
+    memory budget it takes from defaults.ntk.memory_gb): a changed one remeasures."""
+    return hashlib.sha256(json.dumps(SWEEP.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
 def dataset_args(wildcards):
     """`NAME [--seed N] [--size N,M] [--raw] [--source S]`, every value shell-quoted."""
     return REQUESTS[wildcards.dataset].cli_args()
 
 
-from mat.report.targets import TARGETS, available
+from mat.report.targets import TARGETS, available, fingerprint
 
 AVAILABLE = available(PROF["experiments"])
 TABLES = [t.name for t in AVAILABLE if t.kind == "table"]
@@ -111,17 +123,21 @@ FIGS = [t.name for t in AVAILABLE if t.kind == "figure"]
 
 
 def _target_runs(name):
-    return [f for e in TARGETS[name].experiments for f in runs_of(e, RUN_FILES)]
+    """The run files of a target's experiments, then the other files it reads (Table 6: the
+    complexity measurement), all from the registry (mat.report.targets)."""
+    runs = [f for e in TARGETS[name].experiments for f in runs_of(e, RUN_FILES)]
+    return runs + TARGETS[name].input_files(PROFILE)
 
 
-def _with_missing_runs_marker(name, files):
-    """The run files a table or figure reads, plus a marker touched now when some of them are
-    missing. Snakemake does not rebuild the missing inputs of a job whose output exists, so in a
-    fresh clone (committed tables, no runs) `snakemake results/tiny/table3.csv` did nothing; the
-    marker, newer than the committed table, makes the table stale, and its missing runs are
-    trained first. The marker is always an input (a changing set of inputs would itself make the
-    table stale on the next run); made while every run exists, it is dated 1970 so that it makes
-    nothing stale."""
+def _missing_runs_marker(name, files):
+    """A marker touched now when some of the run files a table or figure reads are missing.
+    Snakemake does not rebuild the missing inputs of a job whose output exists, so in a fresh
+    clone (committed tables, no runs) `snakemake results/tiny/table3.csv` did nothing; the marker,
+    newer than the committed table, makes the table stale, and its missing runs are trained first.
+    The marker is always an input (a changing set of inputs would itself make the table stale on
+    the next run); made while every run exists, it is dated 1970 so that it makes nothing stale.
+    Markers are made when the workflow is parsed, before Snakemake looks for any input (made
+    inside an input function, a new marker was not seen by a first, non-dry run)."""
     marker = Path(f".snakemake/mat-missing-runs/{PROFILE}/{name}")
     marker.parent.mkdir(parents=True, exist_ok=True)
     if not all(Path(f).exists() for f in files):
@@ -129,7 +145,14 @@ def _with_missing_runs_marker(name, files):
     elif not marker.exists():
         marker.touch()
         os.utime(marker, (0, 0))
-    return files + [str(marker)]
+    return str(marker)
+
+
+MISSING_RUNS_MARKERS = {t.name: _missing_runs_marker(t.name, _target_runs(t.name)) for t in AVAILABLE}
+
+
+def _with_missing_runs_marker(name, files):
+    return files + [MISSING_RUNS_MARKERS[name]]
 
 
 def experiment_runs_of_table(wildcards):
@@ -138,6 +161,12 @@ def experiment_runs_of_table(wildcards):
 
 def figure_inputs(wildcards):
     return _with_missing_runs_marker(wildcards.figure, _target_runs(wildcards.figure))
+
+
+def report_fingerprint(wildcards):
+    """Hash of the profile keys the table or figure reads beyond its inputs (the `report:` keys
+    it declares in the registry): editing one rebuilds exactly the targets that read it."""
+    return fingerprint(PROF, TARGETS[wildcards.get("table") or wildcards.get("figure")])
 
 
 def all_targets():

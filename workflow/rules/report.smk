@@ -1,9 +1,12 @@
-# Tables, figures and the claims check, each made by one rule from the finished runs. Every result
+# Tables, figures and the claims check, each made by one rule from the finished runs (and Table 6
+# from the complexity measurement); which files each reads comes from the target registry,
+# src/mat/report/targets.py, as does the fingerprint of the `report:` keys it reads. Every result
 # is flagged for Snakemake's HTML report (`snakemake --report results/<profile>/report.html`),
 # grouped by the paper's sections, each with a caption (workflow/report/*.rst includes the caption
 # that `python -m mat report-pages` writes from src/mat/report/report_pages.py).
 from mat.report.report_pages import (
     benchmark_csvs,
+    captions_fingerprint,
     report_names,
     report_section,
     report_targets,
@@ -29,6 +32,7 @@ rule table:
         table="table[0-9]+",
     params:
         profile=PROFILE,
+        fingerprint=report_fingerprint,
     log:
         f"logs/{PROFILE}/tables/{{table}}.log",
     conda:
@@ -49,6 +53,7 @@ rule figure:
                    subcategory=report_title, labels=result_labels("plotted data (CSV)")),
     params:
         profile=PROFILE,
+        fingerprint=report_fingerprint,
     log:
         f"logs/{PROFILE}/figures/{{figure}}.log",
     conda:
@@ -114,6 +119,7 @@ rule report_front:
                          subcategory=title("runs"), labels={"result": title("runs"), "file": "table"}),
     params:
         profile=PROFILE,
+        fingerprint=captions_fingerprint(PROF),  # the captions quote the report blocks
     log:
         f"logs/{PROFILE}/report/front.log",
     conda:

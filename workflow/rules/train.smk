@@ -1,5 +1,6 @@
-# One training run per (experiment, method, seed). Final outputs appear only at the end; resume
-# state lives in the run folder's .work/ (not a declared output), so an interrupted run resumes.
+# One training run per (experiment, method, seed). Final outputs (every file the run publishes,
+# model.pt included) appear only at the end; resume state lives in the run folder's .work/ (not a
+# declared output), so an interrupted run resumes.
 
 
 rule train:
@@ -10,6 +11,7 @@ rule train:
         metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",
         mntk=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/mntk.csv",
         modules=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/modules.csv",
+        model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.pt",
     params:
         fingerprint=run_fingerprint,
         profile=PROFILE,

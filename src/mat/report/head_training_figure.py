@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mat.report.analysis_figures import AnalysisFigure, finish, style
+from mat.report.figure import Figure, finish, style
 from mat.report.labels import profile_caption
 from mat.report.run_logs import load_runs, read_mntk, read_modules
 from mat.report.runs import ReportInputError
@@ -90,7 +90,7 @@ def histogram(shares: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"left": BINS[:-1], "right": BINS[1:], "heads": counts})
 
 
-def fig5(profile: dict, root) -> AnalysisFigure:
+def fig5(profile: dict, root) -> Figure:
     runs = load_runs(root, profile, "table1")
     if "mat" not in runs:
         raise ReportInputError(f"experiment 'table1' has no method 'mat'; it has {sorted(runs)}")
@@ -116,7 +116,7 @@ def fig5(profile: dict, root) -> AnalysisFigure:
              else "every epoch of the run, warm-up included (report.fig5_epochs: all)")
     sub = (f"table1 mat runs, seeds {seeds}, {obs['heads']} heads pooled; a head is trained in an epoch when at least one "
            f"step updated it (modules.csv steps_active > 0); share = such epochs / {since} ({'/'.join(map(str, epochs))} epochs).")
-    return AnalysisFigure("fig5", title, sub, data, _draw5, {**obs, "first_epochs": firsts, "epochs_counted": counted})
+    return Figure("fig5", title, sub, data, _draw5, {**obs, "first_epochs": firsts, "epochs_counted": counted})
 
 
 def observation_lines(obs: dict) -> list[str]:
@@ -127,7 +127,7 @@ def observation_lines(obs: dict) -> list[str]:
     ]
 
 
-def _draw5(af: AnalysisFigure):
+def _draw5(af: Figure):
     plt, sns = style()
     d = af.data
     bins = d[d.kind == "bin"]

@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from mat.report.analysis_figures import AnalysisFigure, finish, style
+from mat.report.figure import Figure, finish, style
 from mat.report.labels import profile_caption
 from mat.report.run_logs import eig_columns, first_run, load_runs, read_mntk
 from mat.report.runs import ReportInputError
@@ -51,7 +51,7 @@ def highlight_heads(df: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def fig1a(profile: dict, root) -> AnalysisFigure:
+def fig1a(profile: dict, root) -> Figure:
     runs = load_runs(root, profile, "table1")
     run = first_run(runs, "vanilla", "table1")
     df = read_mntk(run.dir, "head", need=("effective_rank",))
@@ -63,10 +63,10 @@ def fig1a(profile: dict, root) -> AnalysisFigure:
     sub = (f"table1 vanilla run, {_seed_note(runs, 'vanilla')}; mNTK of each head on the run's S sampled inputs at the "
            f"start of each epoch (epochs {int(data.epoch.min())}-{int(data.epoch.max())}); effective rank (Roy & Vetterli "
            "2007) of the head's attention matrices on the same inputs. Lines join one head's epochs.")
-    return AnalysisFigure("fig1a", title, sub, data.reset_index(drop=True), _draw1a, {"highlight": hl})
+    return Figure("fig1a", title, sub, data.reset_index(drop=True), _draw1a, {"highlight": hl})
 
 
-def _draw1a(af: AnalysisFigure):
+def _draw1a(af: Figure):
     plt, sns = style()
     d = af.data
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
@@ -96,7 +96,7 @@ def condition_numbers(df: pd.DataFrame) -> pd.Series:
     return df["lambda_max"] / lmin
 
 
-def fig2(profile: dict, root) -> AnalysisFigure:
+def fig2(profile: dict, root) -> Figure:
     runs = load_runs(root, profile, "table1")
     run = first_run(runs, "vanilla", "table1")
     df = read_mntk(run.dir, "layer")
@@ -123,10 +123,10 @@ def fig2(profile: dict, root) -> AnalysisFigure:
     sub = (f"table1 vanilla run, {_seed_note(runs, 'vanilla')}; one module per transformer layer; mNTK at the start of each "
            f"epoch on the run's S sampled inputs. (c) shows epochs {int(shown[0])}-{int(shown[-1])} "
            f"(the first {KAPPA_EPOCHS} or all logged)" + (f"; {n_inf} point(s) with λmin = 0 have no finite κ and are left out." if n_inf else "."))
-    return AnalysisFigure("fig2", title, sub, data, _draw2, {"spectrum_epoch": at, "kappa_epochs": shown, "infinite_kappa": n_inf})
+    return Figure("fig2", title, sub, data, _draw2, {"spectrum_epoch": at, "kappa_epochs": shown, "infinite_kappa": n_inf})
 
 
-def _draw2(af: AnalysisFigure):
+def _draw2(af: Figure):
     plt, sns = style()
     d = af.data
     layers = sorted(d.layer.unique())
@@ -186,7 +186,7 @@ def _run_ntk(run) -> tuple[int | None, int | None]:
     return cfg.get("samples"), cfg.get("top_k")
 
 
-def fig4(profile: dict, root) -> AnalysisFigure:
+def fig4(profile: dict, root) -> Figure:
     runs = load_runs(root, profile, "spectrum")
     method = next(iter(runs))
     run = first_run(runs, method, "spectrum")
@@ -216,10 +216,10 @@ def fig4(profile: dict, root) -> AnalysisFigure:
            f"in the information space, {counts['nuisance']} in the nuisance space"
            + (f"; {counts['zero']} exact zeros are off the log axis" if counts["zero"] else "") + ".")
     facts = {"epoch": epoch, "threshold": thr, **counts, "kept": kept, "samples": samples}
-    return AnalysisFigure("fig4", title, sub, data, _draw4, facts)
+    return Figure("fig4", title, sub, data, _draw4, facts)
 
 
-def _draw4(af: AnalysisFigure):
+def _draw4(af: Figure):
     plt, sns = style()
     d = af.data
     bins = d[d.kind == "bin"]

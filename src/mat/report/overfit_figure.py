@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mat.report.analysis_figures import AnalysisFigure, finish, style
+from mat.report.figure import Figure, finish, style
 from mat.report.labels import profile_caption
 from mat.report.run_logs import load_runs, read_mntk
 from mat.report.runs import ReportInputError, RunMetrics
@@ -83,7 +83,7 @@ def _mean_over_seeds(frames: list[pd.DataFrame], keys: list[str], value: str) ->
     return out[out["n_seeds"] == len(frames)].reset_index()
 
 
-def fig3(profile: dict, root) -> AnalysisFigure:
+def fig3(profile: dict, root) -> Figure:
     runs = load_runs(root, profile, "overfit")
     method = next(iter(runs))
     rs = runs[method]
@@ -114,10 +114,10 @@ def fig3(profile: dict, root) -> AnalysisFigure:
     sub = (f"overfit {method} runs, mean over seed(s) {seeds}. Onset of overfitting: the evaluation with the lowest "
            "validation loss, if it is not the last one (the validation loss never gets lower again) and the training loss (mean of the "
            "interval's logged losses) is lower at the last evaluation than there. Here: " + onset.reason + ".")
-    return AnalysisFigure("fig3", title, sub, data, _draw3, {"onset": onset, "steps_per_epoch": spe})
+    return Figure("fig3", title, sub, data, _draw3, {"onset": onset, "steps_per_epoch": spe})
 
 
-def _draw3(af: AnalysisFigure):
+def _draw3(af: Figure):
     plt, sns = style()
     d = af.data
     layers = sorted(d.loc[d.series == "lambda_max", "layer"].unique())

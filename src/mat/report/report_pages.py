@@ -4,7 +4,8 @@
 
 - `captions/<name>.rst`: one caption per table, figure, the claims check and the runs table: the
   paper's counterpart, the profile and seeds behind it, and where our definition differs from the
-  paper's (`PAGES` below; the profile's own numbers are filled in from its YAML);
+  paper's (each target's registry entry, `PAGES` below for the claims and runs; the profile's own
+  numbers are filled in from its YAML);
 - `<table>.html`, `claims.html`: the Markdown tables rendered as HTML, so the report shows them
   instead of offering a download;
 - `runs.csv`, `runs.html`: one row per training run, read from its `summary.json`;
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mat import profiles
-from mat.report.common_cli import add_common_arguments, load
+from mat.cli.profile_args import add_profile_arguments, load
 from mat.report.io import write_all_atomic, write_text_atomic
 from mat.report.labels import method_label, profile_caption, pruning_label, table_title
 from mat.report.runs import PFLOP
@@ -42,19 +43,6 @@ MAIN, APPENDIX, FIGURES, CLAIMS, RUNS = (
     "5 Runs",
 )
 
-_MEASURED = (
-    "Computation is measured, not estimated: FlopCounterMode counts the forward, the backward that "
-    "really ran (a frozen module computes no weight gradient) and the method's own mNTK or SNIP "
-    "measurements, without embedding lookups (``flops_total_noemb``); mNTKs logged only for the "
-    "figures are left out. The paper counted the forward with DeepSpeed's profiler and took the "
-    "backward as 2x the forward; that estimator is shown beside ours where a table has a "
-    "computation column."
-)
-_SEEDS = "Mean ± sample std over seeds; the paper prints one number per cell."
-_CONVERGENCE = (
-    "Test loss and computation are taken at the evaluation with the best validation loss "
-    "(the paper: the computation until the best test loss)."
-)
 
 
 @dataclass(frozen=True)
@@ -66,72 +54,9 @@ class Page:
     differs: tuple[str, ...]
 
 
+# Each table's and figure's page comes from its registry entry (targets.Target.paper, .differs);
+# the claims check and the runs table are the report's own.
 PAGES: dict[str, Page] = {
-    "table1": Page(MAIN, "Table 1 (Sec. 5.1): BERT-base MLM on WikiText-2; validation loss at 10, 15 "
-                   "and 20 PFLOPs, test loss and computation, for BERT, BERT-Rand, Multirate and MAT.",
-                   (_MEASURED, "The budgets are fractions of our vanilla run's computation "
-                    "(10, 15, 20 of the paper's 28.7 PFLOPs), not absolute PFLOPs.", _CONVERGENCE, _SEEDS)),
-    "table2": Page(MAIN, "Table 2 (Sec. 5.1): Switch-Transformer MLM on WikiText-103; validation loss "
-                   "at 200, 400 and 600 PFLOPs, test loss and computation.",
-                   (_MEASURED, "The budgets are fractions of our vanilla run's computation "
-                    "(200, 400, 600 of the paper's 1155.2 PFLOPs), not absolute PFLOPs.", _CONVERGENCE, _SEEDS)),
-    "table3": Page(MAIN, "Table 3 (Sec. 5.1): VGG16 on CIFAR-10; computation until 95% and 99% train "
-                   "accuracy, test accuracy and computation.",
-                   (_MEASURED, "The train-accuracy targets are the profile's (see below). As in the paper "
-                    "there is no validation split: test accuracy at convergence is the best test "
-                    "evaluation (an optimistic estimate).", _SEEDS)),
-    "table5": Page(APPENDIX, "Table 5 (App. B.2): pruning on BERT / WikiText-2; Vanilla, SNIP 50% and "
-                   "75%, MAT; forward and backward sparsity, test loss, PFLOPs.",
-                   ("Backward sparsity is measured: the share of head parameters not updated, averaged "
-                    "over all training steps; the paper states it.", _MEASURED, _CONVERGENCE, _SEEDS)),
-    "table6": Page(APPENDIX, "Table 6 (App. B.3): the time and memory complexity of the full NTK "
-                   "vs MAT's modular NTK, as O(.) statements in n, m, k, L and S.",
-                   ("The paper states exponents; we measure time and peak tensor memory as S, m and L "
-                    "grow and fit the exponents, beside the paper's. The numbers time the machine the "
-                    "pipeline ran on (no training runs are read, and the table is not committed).",)),
-    "table7": Page(APPENDIX, "Table 7 (App. B.3): computation until convergence of BERT-Mini, -Small, "
-                   "-Medium, -Base and -Large on WikiText-2, vanilla vs MAT.",
-                   ("The five sizes are the profile's: scaled down in the tiny and small profiles.",
-                    _MEASURED, "MAT's overhead column is its measured mNTK FLOPs until convergence "
-                    "(best validation loss).")),
-    "fig1a": Page(FIGURES, "Figure 1a (Sec. 1): effective rank vs lambda_max of every attention head "
-                  "across epochs, BERT on WikiText-2.",
-                  ("Drawn from the first seed's vanilla Table 1 run (the paper shows one run); a few "
-                   "heads are highlighted (largest and smallest mean lambda_max, most varying).",)),
-    "fig1b": Page(FIGURES, "Figure 1b, right panel (Sec. 1): validation loss vs computation, MAT vs "
-                  "vanilla BERT.",
-                  ("Mean ± std over seeds on a common computation grid (no extrapolation), against "
-                   "measured computation. The left panel (a diagram of MAT's idea) is not drawn.",)),
-    "fig2": Page(FIGURES, "Figure 2 (Sec. 2.2): layer-wise mNTK of BERT on WikiText-2: (a) the first "
-                 "16 eigenvalues at epoch 10, (b) lambda_max over training, (c) the condition number "
-                 "over the first 20 epochs.",
-                 ("Drawn from the first seed's vanilla Table 1 run. Panel (a) uses epoch 10 or, in a "
-                  "shorter run, the last logged epoch. The mNTK is the sum-of-logits kernel on the "
-                  "profile's S samples.",)),
-    "fig3": Page(FIGURES, "Figure 3 (Sec. 2.2): the overfitting case, a 4-layer BERT on a 64-token MLM "
-                 "task: train and validation loss and each layer's lambda_max.",
-                 ("The profile's ``overfit`` experiment; curves are means over seeds. The onset of "
-                  "overfitting is marked by a stated rule: the lowest validation loss, if it is not the "
-                  "last evaluation and the training loss still falls after it.",)),
-    "fig4": Page(FIGURES, "Figure 4 (Sec. 2.3): the normalised head-wise mNTK eigen-spectrum, with its "
-                 "information and nuisance regions.",
-                 ("The profile's ``spectrum`` experiment, last logged epoch, first seed's vanilla run; "
-                  "eigenvalues divided by the largest and split at MAT's threshold (Eq. 4, alpha 0.1).",)),
-    "fig5": Page(FIGURES, "Figure 5 (Sec. 5.2): histogram of the share of epochs in which each head was "
-                 "trained under MAT.",
-                 ("From the Table 1 MAT runs' modules.csv: a head counts as trained in an epoch if it "
-                  "was updated in at least one step; seeds are pooled; the paper's three observations "
-                  "are recomputed from the data and stated on the figure.",)),
-    "curves_table1": Page(FIGURES, "No figure in the paper: the validation-loss curves behind Table 1.",
-                          ("Mean ± std bands over seeds against measured computation; the budgets of "
-                           "Table 1 are marked.",)),
-    "curves_table2": Page(FIGURES, "No figure in the paper: the validation-loss curves behind Table 2.",
-                          ("Mean ± std bands over seeds against measured computation; the budgets of "
-                           "Table 2 are marked.",)),
-    "curves_table3": Page(FIGURES, "No figure in the paper: the train- and test-accuracy curves behind "
-                          "Table 3.",
-                          ("Mean ± std bands over seeds against measured computation; the profile's "
-                           "train-accuracy targets are marked.",)),
     "claims": Page(CLAIMS, "The quantitative claims of Sec. 5.1's text (and what the paper's own Tables "
                    "1-3 give for each).",
                    ("Each claim is judged on this profile's tables by the rule named in its row "
@@ -161,6 +86,15 @@ def report_targets(profile: dict) -> list[str]:
     return [f"{rep}/front.rst"] + [f"{rep}/{p}.html" for p in pages]
 
 
+def captions_fingerprint(profile: dict) -> str:
+    """Hash of what the captions quote from the profile beyond the runs (every experiment's
+    `report:` block: budgets, targets), so the report_front rule reruns when one is edited."""
+    import hashlib
+
+    blocks = {e: cfg.get("report") or {} for e, cfg in profile["experiments"].items()}
+    return hashlib.sha256(json.dumps(blocks, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _result_name(wildcards) -> str:
     """The result a Snakemake job makes, from its wildcards (table, figure or page)."""
     return wildcards.get("table") or wildcards.get("figure") or wildcards.get("page")
@@ -185,13 +119,14 @@ def result_labels(file_kind: str):
 
 
 def page(name: str) -> Page:
-    """The report's entry of a result; a target added to the registry without one still gets a
-    section and a caption that says it is missing (test_report_pages flags it)."""
+    """The report's entry of a result: a table's or figure's from its registry entry (section from
+    its kind and group), the claims check's and the runs table's from PAGES."""
     if name in PAGES:
         return PAGES[name]
-    kind = TARGETS[name].kind if name in TARGETS else "table"
-    return Page(FIGURES if kind == "figure" else APPENDIX, TARGETS[name].what if name in TARGETS else name,
-                ("Not described yet: add this result to PAGES in src/mat/report/report_pages.py.",))
+    t = TARGETS[name]
+    section = FIGURES if t.kind == "figure" else MAIN if t.group == "paper" else APPENDIX
+    return Page(section, t.paper or t.what,
+                t.differs or ("Not described yet: give its entry in src/mat/report/targets.py `paper` and `differs`.",))
 
 
 def section(name: str) -> str:
@@ -616,7 +551,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--page", default=None,
                         help="render one Markdown table (table1, ..., claims) as HTML; "
                              "default: the captions, runs table and front page")
-    add_common_arguments(parser)
+    add_profile_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

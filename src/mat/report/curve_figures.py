@@ -1,34 +1,27 @@
 """Figure 1b (right) and the curves behind Tables 1-3, as data first, then drawn from that data.
 
-`figure_data` gathers everything a figure shows into one long table (the CSV written beside the
-PNG and PDF): per panel and method the mean ± std curve over seeds on a common compute grid
-(`curves`), plus the reference lines (budgets, accuracy targets). `render` draws only that table,
-so the CSV holds exactly the plotted numbers.
+`build` gathers everything a figure shows into one long table (the CSV written beside the PNG and
+PDF): per panel and method the mean ± std curve over seeds on a common compute grid (`curves`),
+plus the reference lines (budgets, accuracy targets). `draw` reads only that table (and the
+panels' axis labels), so the CSV holds exactly the plotted numbers.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from mat.report import lm_table, vision_table
+from mat.report.curves import seed_band
+from mat.report.figure import Figure, style
+from mat.report.labels import method_label, profile_caption
+from mat.report.lm_measures import COMPUTE
+from mat.report.runs import PFLOP, ReportInputError, RunMetrics
 
-from mat.report import lm_table, vision_table  # noqa: E402
-from mat.report.curves import seed_band  # noqa: E402
-from mat.report.io import write_all_atomic  # noqa: E402
-from mat.report.labels import method_label, profile_caption  # noqa: E402
-from mat.report.lm_measures import COMPUTE  # noqa: E402
-from mat.report.runs import PFLOP, ReportInputError, RunMetrics  # noqa: E402
-from mat.report.targets import require  # noqa: E402
-
-DPI = 150
 X_LABEL = "Computation (PFLOPs, without embeddings)"
 CSV_COLUMNS = ["panel", "kind", "method", "label", "pflops", "mean", "std", "n_seeds"]
 
@@ -64,20 +57,6 @@ SPECS = {
 }
 
 
-@dataclass(frozen=True)
-class FigureData:
-    name: str
-    title: str
-    subtitle: str
-    panels: tuple[Panel, ...]
-    data: pd.DataFrame  # CSV_COLUMNS
-
-
-def _spec(name: str, profile: dict) -> Spec:
-    if name not in SPECS:
-        raise ReportInputError(f"unknown figure {name!r}; expected one of {sorted(SPECS)}")
-    require(name, profile)
-    return SPECS[name]
 
 
 def _load(spec: Spec, profile: dict, root) -> dict[str, list[RunMetrics]]:
@@ -86,8 +65,11 @@ def _load(spec: Spec, profile: dict, root) -> dict[str, list[RunMetrics]]:
     return lm_table.load_runs(profile, spec.experiment, root)
 
 
-def figure_data(name: str, profile: dict, root: str | Path = ".") -> FigureData:
-    spec = _spec(name, profile)
+def build(name: str, profile: dict, root: str | Path = ".") -> Figure:
+    """The figure `name` of SPECS (its experiments checked by the caller, mat.report.targets)."""
+    if name not in SPECS:
+        raise ReportInputError(f"unknown curve figure {name!r}; expected one of {sorted(SPECS)}")
+    spec = SPECS[name]
     runs = _load(spec, profile, root)
     methods = [m for m in runs if spec.methods is None or m in spec.methods]
     missing = [m for m in (spec.methods or ()) if m not in runs]
@@ -114,7 +96,7 @@ def figure_data(name: str, profile: dict, root: str | Path = ".") -> FigureData:
     n = sorted({len(runs[m]) for m in methods})
     subtitle = (f"Mean ± std (band) over {'/'.join(map(str, n))} seed{'s' if n != [1] else ''}; each seed linearly interpolated "
                 "onto a common compute grid over the range all seeds cover (the CSV beside holds these numbers).")
-    return FigureData(name, f"{spec.title}\n{profile_caption(profile)}", subtitle, spec.panels, data)
+    return Figure(name, f"{spec.title}\n{profile_caption(profile)}", subtitle, data, partial(draw, panels=spec.panels))
 
 
 def _reference_lines(spec: Spec, panel: Panel, profile: dict, runs) -> pd.DataFrame:
@@ -130,10 +112,10 @@ def _reference_lines(spec: Spec, panel: Panel, profile: dict, runs) -> pd.DataFr
     return out
 
 
-def draw(fd: FigureData) -> plt.Figure:
-    """The figure, drawn from `fd.data` alone (the caller closes it)."""
-    sns.set_theme(style="whitegrid", context="paper")
-    n = len(fd.panels)
+def draw(fd: Figure, panels: tuple[Panel, ...]):
+    """The figure, drawn from `fd.data` alone, one axis per panel (the caller closes it)."""
+    plt, sns = style()
+    n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4.2), squeeze=False)
     curves = fd.data[fd.data["kind"] == "curve"]
     methods = list(dict.fromkeys(curves["method"]))
@@ -143,7 +125,7 @@ def draw(fd: FigureData) -> plt.Figure:
     fixed = {"vanilla": 0, "rand": 4, "multirate": 2, "mat": 3}
     spare = iter(i for i in (1, 5, 8, 9, 6, 7) if i not in fixed.values())
     colors = {m: palette[fixed[m] if m in fixed else next(spare, 7)] for m in methods}
-    for ax, panel in zip(axes[0], fd.panels):
+    for ax, panel in zip(axes[0], panels):
         here = fd.data[fd.data["panel"] == panel.name]
         for method in methods:
             c = here[(here["kind"] == "curve") & (here["method"] == method)]
@@ -168,39 +150,3 @@ def draw(fd: FigureData) -> plt.Figure:
     fig.text(0.5, 0.005, fd.subtitle, ha="center", va="bottom", fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
-
-
-def figure_bytes(fig: plt.Figure) -> tuple[bytes, bytes]:
-    """(PNG at DPI, PDF without a creation date) of a drawn figure (the caller closes it)."""
-    png, pdf = io.BytesIO(), io.BytesIO()
-    fig.savefig(png, format="png", dpi=DPI)
-    fig.savefig(pdf, format="pdf", metadata={"CreationDate": None})
-    return png.getvalue(), pdf.getvalue()
-
-
-def render(fd: FigureData) -> tuple[bytes, bytes]:
-    """(PNG at DPI, PDF) of the figure."""
-    fig = draw(fd)
-    try:
-        return figure_bytes(fig)
-    finally:
-        plt.close(fig)
-
-
-def figure_paths(name: str, profile: dict, root: str | Path = ".") -> dict[str, Path]:
-    out = Path(root) / "paper_figures" / profile["profile"]
-    return {ext: out / f"{name}.{ext}" for ext in ("png", "pdf", "csv")}
-
-
-def write_figure(name: str, profile: dict, root: str | Path = ".") -> dict[str, Path]:
-    """Build, draw and write `paper_figures/<profile>/<name>.{png,pdf,csv}`; nothing on error."""
-    from mat.report import analysis_figures
-
-    if name in analysis_figures.NAMES:  # Figures 1a, 2-5: their own data and drawing
-        return analysis_figures.write(name, profile, root)
-    fd = figure_data(name, profile, root)
-    png, pdf = render(fd)
-    paths = figure_paths(name, profile, root)
-    csv = fd.data.to_csv(index=False, na_rep="")
-    write_all_atomic({paths["png"]: png, paths["pdf"]: pdf, paths["csv"]: csv})
-    return paths

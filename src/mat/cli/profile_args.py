@@ -1,4 +1,5 @@
-"""Options every report command shares: which profile, where it is defined, where the runs are."""
+"""Options every command that reads a profile's results shares: which profile, where it is
+defined, where the results are (`mat table`, `figure`, `claims`, `report-pages`, `complexity`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from mat import profiles
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="tiny", help="profile name (config/profiles/NAME.yaml)")
     parser.add_argument("--root", default=".", help="repository root holding results/ and paper_figures/")
     parser.add_argument("--profile-dir", default=None,
