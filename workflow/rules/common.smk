@@ -9,6 +9,7 @@ import json
 from snakemake.exceptions import WorkflowError
 
 from mat import profiles
+from mat import run_folder
 
 # Jobs find the interpreter Snakemake runs in first on their PATH (the project's .venv when
 # started as .venv/bin/snakemake), so they work without an activated environment.
@@ -44,7 +45,7 @@ except SweepError as exc:
 RUNS = list(profiles.runs(PROF))
 RESULTS = f"results/{PROFILE}"
 FIGURES = f"paper_figures/{PROFILE}"
-RUN_FILES = ("summary.json", "metrics.csv", "mntk.csv", "modules.csv")
+RUN_FILES = (run_folder.SUMMARY, *run_folder.LOGS)  # what tables and figures read of a run
 
 
 def run_dir(experiment, method, seed):
@@ -96,7 +97,7 @@ def train_gpu_resource(wildcards):
     return n if n > 1 else 0
 
 
-def runs_of(experiment, files=("summary.json",)):
+def runs_of(experiment, files=(run_folder.SUMMARY,)):
     return [f"{r.dir}/{f}" for r in RUNS if r.experiment == experiment for f in files]
 
 
@@ -172,7 +173,7 @@ def report_fingerprint(wildcards):
 def all_targets():
     # Every run is a target of its own: a fresh clone holds the committed tables but no runs, and
     # asking for the runs makes `snakemake --cores all` retrain them and rebuild what reads them.
-    out = [f"{r.dir}/summary.json" for r in RUNS]
+    out = [f"{r.dir}/{run_folder.SUMMARY}" for r in RUNS]
     out += [f"{RESULTS}/{t}.{ext}" for t in TABLES for ext in ("csv", "md")]
     out += [f"{FIGURES}/{f}.png" for f in FIGS]
     if TABLES:
@@ -183,3 +184,8 @@ def all_targets():
 def output_dir(wildcards, output):
     """The folder of a rule's first output."""
     return str(Path(output[0]).parent)
+
+
+def run_config_file(wildcards, output):
+    """The resolved config a training run is started from, in its run folder."""
+    return f"{output_dir(wildcards, output)}/{run_folder.CONFIG}"

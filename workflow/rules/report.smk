@@ -101,7 +101,7 @@ rule report_page:
 rule report_front:
     """The report's front page and runs table (from every run's summary.json) and every caption."""
     input:
-        summaries=[f"{r.dir}/summary.json" for r in RUNS],
+        summaries=[f"{r.dir}/{run_folder.SUMMARY}" for r in RUNS],
         claims=[f"{RESULTS}/claims.csv"] if TABLES else [],
         benchmarks=[report(f, caption="../report/benchmarks.rst", category="6 Benchmarks",
                            subcategory=Path(f).stem, labels={"result": Path(f).stem, "file": "table as CSV"})

@@ -7,15 +7,16 @@ rule train:
     input:
         data=experiment_dataset,
     output:
-        summary=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/summary.json",
-        metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",
-        mntk=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/mntk.csv",
-        modules=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/modules.csv",
-        model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.pt",
+        summary=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/{run_folder.SUMMARY}",
+        metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/{run_folder.METRICS}",
+        mntk=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/{run_folder.MNTK}",
+        modules=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/{run_folder.MODULES}",
+        model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/{run_folder.MODEL}",
     params:
         fingerprint=run_fingerprint,
         profile=PROFILE,
         dir=output_dir,
+        config=run_config_file,
         launch=train_launch,
     log:
         f"logs/{PROFILE}/train/{{experiment}}/{{method}}/seed{{seed}}.log",
@@ -32,8 +33,8 @@ rule train:
     # state left by an interrupted run of another config is discarded (logged): --discard-stale.
     shell:
         "python -m mat config write --profile {params.profile:q} --experiment {wildcards.experiment:q}"
-        " --method {wildcards.method:q} --seed {wildcards.seed:q} --out {params.dir:q}/config.yaml"
-        " && OMP_NUM_THREADS={threads} {params.launch} --config {params.dir:q}/config.yaml"
+        " --method {wildcards.method:q} --seed {wildcards.seed:q} --out {params.config:q}"
+        " && OMP_NUM_THREADS={threads} {params.launch} --config {params.config:q}"
         " --out {params.dir:q} --discard-stale > {log:q} 2>&1"
 
 
@@ -42,4 +43,4 @@ rule experiment:
     input:
         experiment_runs,
     output:
-        touch(f"{RESULTS}/runs/{{experiment}}/.complete"),
+        touch(f"{RESULTS}/runs/{{experiment}}/{run_folder.EXPERIMENT_DONE}"),
