@@ -56,7 +56,7 @@ def resolve_device(sweep: Sweep) -> str:
 
 
 def hardware_text(device: str, threads: int) -> str:
-    from mat.train.summary import hardware, versions
+    from mat.provenance import hardware, versions
 
     hw, v = hardware(torch.device(device)), versions()
     where = f"GPU {hw['gpu']} with " if hw["gpu"] else ""
