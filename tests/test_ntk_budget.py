@@ -1,5 +1,5 @@
 """mNTK within a memory budget (mat.ntk_budget): the passes give the single pass's Grams, each pass
-holds no more per-sample gradient bytes than the budget, an impossible budget is a config error,
+holds no more per-sample gradient bytes, cached boundaries and kept activations than the budget, an impossible budget is a config error,
 and a MAT run with a forcing budget logs what it logs without one."""
 
 from __future__ import annotations
@@ -29,6 +29,20 @@ def _setup(arch):
     return model, x, build_partition(model, KINDS[arch])
 
 
+def _tightest_budget(model, part, sample, s: int = S) -> float:
+    """About the smallest budget in GB the planner accepts for `s` samples shaped like `sample`,
+    reserve for cached boundaries and kept activations included: forces many passes."""
+    lo, hi = 1, 10**9  # bytes
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            ntk.passes(model, part, s, mid / GB, sample=sample)
+            hi = mid
+        except NtkBudgetError:
+            lo = mid
+    return hi / GB
+
+
 def _one_layer_budget(model, part) -> float:
     """The smallest budget in GB that every layer fits alone: forces about one pass per layer."""
     params = dict(model.named_parameters())
@@ -43,13 +57,29 @@ def test_budgeted_passes_equal_the_single_pass_and_stay_within_the_budget(arch):
     model, x, part = _setup(arch)
     single = []
     one = ntk.module_grams(model, x, part, chunk_size=4, memory_gb=None, pass_bytes=single)
-    budget = _one_layer_budget(model, part)
+    budget = _tightest_budget(model, part, x[:1])
     held: list[int] = []
     many = ntk.module_grams(model, x, part, chunk_size=4, memory_gb=budget, pass_bytes=held)
     assert len(single) == 1 and len(held) >= 3
     assert max(held) <= budget * GB  # what each pass allocated for per-sample gradients
     assert sum(held) == single[0]  # every owned parameter formed exactly once
     assert ((many - one).abs().max() / one.abs().max()).item() <= 1e-6
+
+
+@pytest.mark.parametrize("arch", ["bert", "switch", "vgg16"])
+def test_the_budget_covers_cached_boundaries_and_kept_activations(arch):
+    model, x, part = _setup(arch)
+    budget = _tightest_budget(model, part, x[:1])
+    grads: list[int] = []
+    held: dict = {}
+    ntk.module_grams(model, x, part, chunk_size=4, memory_gb=budget, pass_bytes=grads, held=held)
+    assert len(grads) >= 3 and len(held["per_pass"]) == len(grads)
+    if arch != "vgg16":  # VGG's passes each hold whole conv stages: nothing kept for a lower pass
+        assert held["boundary_bytes"] > 0 and held["deferred_bytes"] > 0
+    # each pass: its per-sample gradients + the boundaries and kept activations held while it ran
+    assert max(g + e for g, e in zip(grads, held["per_pass"])) <= budget * GB
+    # counted per sample gradient only, the same budget plans fewer passes
+    assert len(plan_passes(model, part.param_names, S, budget)) < len(grads)
 
 
 def test_pass_plan_covers_each_owned_parameter_once_in_forward_order():
@@ -82,8 +112,11 @@ def test_mat_run_with_a_forcing_budget_logs_the_same(run_config, tmp_path, arch,
 
     from mat.train import load_run_config, train
 
-    model, _, part = _setup(arch)  # micro sizes, as the run's; S = 4 in the run, so this budget forces passes
-    budget = _one_layer_budget(model, part) * 4 / S
+    cfg = run_config(arch)
+    with torch.device("meta"):  # the run's model and input shape; S = 4 in the run
+        model = build_model({**cfg["model"], "vocab_size": cfg["data"]["vocab_size"]})
+    sample = torch.zeros((1, cfg["data"]["seq_len"]), dtype=torch.long, device="meta")
+    budget = _tightest_budget(model, build_partition(model, cfg["partition"]), sample, 4)
     mat = {"name": "mat", "start_epoch": 0, "interval": 1, "alpha": 0.5}
     out = {}
     for label, gb in (("null", None), ("forced", budget)):

@@ -443,16 +443,66 @@ def _add_grams(grams: torch.Tensor, g: torch.Tensor, dim: int | None, spans: lis
         grams[i] += (j @ j.T).double()
 
 
-def passes(model: nn.Module, partition: Partition, samples: int, memory_gb: float | None, copies: int = 1):
+def passes(
+    model: nn.Module,
+    partition: Partition,
+    samples: int,
+    memory_gb: float | None,
+    copies: int = 1,
+    sample: torch.Tensor | None = None,
+):
     """The passes (`mat.ntk_budget.Pass`) of an mNTK of `partition` on `samples` inputs within
-    `memory_gb`; raises `mat.ntk_budget.NtkBudgetError` for a layer that alone exceeds it."""
+    `memory_gb`; raises `mat.ntk_budget.NtkBudgetError` for a layer that alone exceeds it. `sample`:
+    one input [1, ...] (any values; the meta device will do), from which the reserve of segmented
+    passes is counted (`_segmenting`); None: per-sample gradients only."""
     from mat.ntk_budget import plan_passes
 
     params, owners = dict(model.named_parameters()), _param_owners(model)
     spans = _spans(partition)
     by_vmap = [n for n in spans if not all(_supported(m) for m, _ in owners[id(params[n])])]
     sliced = [n for n, (dim, _) in spans.items() if dim is not None]  # `_add_grams` copies their rows
-    return plan_passes(model, list(spans), samples, memory_gb, copies, by_vmap, sliced if copies == 1 else None)
+    hooked = [n for n in spans if n not in set(by_vmap)]
+    seg = None if sample is None or memory_gb is None else _segmenting(model, hooked, sample, samples)
+    return plan_passes(model, list(spans), samples, memory_gb, copies, by_vmap, sliced if copies == 1 else None, seg)
+
+
+def _segmenting(model: nn.Module, hooked: list[str], sample: torch.Tensor, samples: int):
+    """What the budget reserves for segmented passes (`mat.ntk_budget.Segmenting`), read off one
+    forward of `sample` [1, ...] through the model's stages without autograd: each hooked layer's
+    stage, the widest boundary h_k (k < n) and each hooked layer's input + output bytes (its kept
+    input and output gradient), times `samples`. None for a model whose passes are not segmented."""
+    from mat.ntk_budget import Segmenting
+    from mat.ntk_stages import context_of, stage_index, stages_of
+
+    stages = stages_of(model)
+    if not stages:
+        return None
+    index = stage_index(stages)
+    layers = list(dict.fromkeys(n.rpartition(".")[0] or n for n in hooked))
+    stage = {x: index(x) for x in layers}
+    if any(k is None for k in stage.values()):
+        return None
+    modules = dict(model.named_modules())
+    acts: dict[str, int] = dict.fromkeys(layers, 0)
+
+    def record(name: str):
+        def hook(m, a, y):
+            acts[name] += a[0].nbytes + y.nbytes
+
+        return hook
+
+    hooks = [modules[x].register_forward_hook(record(x)) for x in layers if x in modules]
+    widest = 0
+    try:
+        with _ntk_mode(model, []), torch.no_grad():
+            h, ctx = sample, context_of(model, sample)
+            for k, st in enumerate(stages):
+                widest = max(widest, h.nbytes)
+                h = st.run(h, ctx)
+    finally:
+        for hk in hooks:
+            hk.remove()
+    return Segmenting(stage, samples * widest, {x: samples * b for x, b in acts.items()})
 
 
 def _hookable(model: nn.Module) -> Callable[[str], bool]:
@@ -490,7 +540,7 @@ def pass_gradients(
     groups: list[list[str]],
     chunk_size: int | None,
     kernel_names: frozenset[str] = frozenset(),
-    held: dict[str, int] | None = None,
+    held: dict | None = None,
 ) -> Iterator[tuple[list[str], dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]]:
     """Per pass (`groups`: the parameter names of each pass, in forward order), TOP-DOWN (the last
     group first): (names, per-sample gradients {name: [S, *shape]}, kernel captures), as
@@ -498,7 +548,8 @@ def pass_gradients(
     only its own stages, from boundaries cached by one forward; otherwise every pass runs the whole
     model. Eval mode for the duration. If `held` is a dict, held["boundary_bytes"] is set to the
     most bytes the cached boundaries and boundary gradients held at once, held["deferred_bytes"]
-    to the most the kept inputs and output gradients of split stages held (0 on the full path)."""
+    to the most the kept inputs and output gradients of split stages held (0 on the full path), and
+    held["per_pass"] to the list of the two together at each pass, in the order yielded."""
     from mat.ntk_stages import context_of
 
     s = _check_inputs(inputs)
@@ -508,8 +559,11 @@ def pass_gradients(
         plan = _segments(model, inputs, groups)
         if held is not None:
             held["boundary_bytes"] = held["deferred_bytes"] = 0
+            held["per_pass"] = []
         if plan is None:
             for names in reversed(groups):
+                if held is not None:
+                    held["per_pass"].append(0)
                 yield names, *_hooked_passes(model, inputs, names, chunk, kernel_names=kernel_names & set(names), head=head)
             return
         stages, segs = plan
@@ -592,6 +646,9 @@ def pass_gradients(
             names, sg = groups[i], segs[i]
             ks = kernel_names & set(names)
             if sg is None:  # no hooked parameter: the vmap route runs the whole model anyway
+                if held is not None:
+                    held["per_pass"].append(sum(t.nbytes for t in (*cached.values(), *grad_at.values())) + sum(
+                        t.nbytes for calls in kept.values() for pair in calls for t in pair))
                 yield names, *_hooked_passes(model, inputs, names, chunk, kernel_names=ks, head=head)
                 continue
             mine = {m for n in names for m, _ in owners[id(params[n])]}
@@ -601,6 +658,7 @@ def pass_gradients(
                 held["boundary_bytes"] = max(held["boundary_bytes"], now)
                 deferred = sum(t.nbytes for calls in kept.values() for pair in calls for t in pair)
                 held["deferred_bytes"] = max(held["deferred_bytes"], deferred)
+                held["per_pass"].append(now + deferred)
             for m in mine:
                 kept.pop(m, None)
             if sg.runs and all(o is None or not o.runs or o.lo != sg.lo for o in segs[:i]):
@@ -618,7 +676,7 @@ def module_grams(
     chunk_size: int = 16,
     memory_gb: float | None = None,
     pass_bytes: list[int] | None = None,
-    held: dict[str, int] | None = None,
+    held: dict | None = None,
 ) -> torch.Tensor:
     """mNTK Gram matrices Theta^l = J_l J_l^T (Definition 1) for every module of `partition`.
 
@@ -636,7 +694,7 @@ def module_grams(
     spans = _spans(partition)
     filters = frozenset(n for n, (dim, _) in spans.items() if dim == 0)  # only conv weights take it
     grams = torch.zeros(len(partition), s, s, dtype=torch.float64, device=inputs.device)
-    groups = [[n for n in spans if n in set(p.names)] for p in passes(model, partition, s, memory_gb)]
+    groups = [[n for n in spans if n in set(p.names)] for p in passes(model, partition, s, memory_gb, sample=inputs[:1])]
     for names, grads, kernels in pass_gradients(model, inputs, groups, chunk_size, filters, held):
         if pass_bytes is not None:
             pass_bytes.append(sum(g.nbytes for g in grads.values()) + sum(u.nbytes + g.nbytes for u, g in kernels.values()))

@@ -80,7 +80,7 @@ def context_of(model: nn.Module, x: torch.Tensor) -> Any:
     return fn(x) if callable(fn) else None
 
 
-def _stage_index(stages: list[Stage]) -> Callable[[str], int | None]:
+def stage_index(stages: list[Stage]) -> Callable[[str], int | None]:
     def index(module: str) -> int | None:
         for k, st in enumerate(stages):
             if any(module == p or module.startswith(p + ".") for p in st.modules):
@@ -96,7 +96,7 @@ def plan_segments(
     """Per pass (`groups`: the hooked parameter names of each pass, in pass order), the stages it
     runs; None for a pass with no hooked parameter. `owners`: parameter name -> the module paths
     holding it. Returns None where the passes cannot be segmented (see the module docstring)."""
-    index = _stage_index(stages)
+    index = stage_index(stages)
     where: list[dict[str, int]] = []  # per pass: module path -> stage
     for names in groups:
         ks = {m: index(m) for n in names for m in owners[n]}

@@ -206,20 +206,23 @@ def _model_checks(cfg: dict) -> list[str]:
                 build_partition(model, [kind])
             except (ValueError, KeyError) as exc:
                 problems.append(f"{where}: {kind!r} does not apply to model.arch {cfg['model']['arch']!r}: {exc}")
-    problems += _ntk_budget_checks(cfg, model)
     shape = (1, data["seq_len"]) if text else (1, 3, 32, 32)
+    sample = torch.zeros(shape, dtype=torch.long if text else torch.float32, device="meta")
     try:
         with torch.no_grad():
-            model(torch.zeros(shape, dtype=torch.long if text else torch.float32, device="meta"))
+            model(sample)
     except Exception as exc:  # noqa: BLE001 -- any failure here means the pair cannot train
         what = f"data.seq_len={data['seq_len']}" if text else "32x32 images"
         problems.append(f"model: this {cfg['model']['arch']} cannot take inputs of {what}: {exc}")
-    return problems
+        return problems
+    return problems + _ntk_budget_checks(cfg, model, sample)
 
 
-def _ntk_budget_checks(cfg: dict, model) -> list[str]:
+def _ntk_budget_checks(cfg: dict, model, sample) -> list[str]:
     """Every partition the run measures must fit `ntk.memory_gb` layer by layer (mat.ntk_budget):
-    a layer whose per-sample gradients alone exceed it fails here, not at the first mNTK."""
+    a layer whose per-sample gradients, with the pass's reserve for cached boundaries and kept
+    activations (counted from `sample`, one input on the meta device), exceed it fails here, not
+    at the first mNTK."""
     from mat.models import build_partition
     from mat.ntk import passes
     from mat.ntk_budget import GATHER_COPIES, NtkBudgetError
@@ -229,7 +232,8 @@ def _ntk_budget_checks(cfg: dict, model) -> list[str]:
     for kinds in (list(cfg["partition"]), *([k] for k in ncfg["log_kinds"])):
         try:
             part = build_partition(model, kinds)
-            passes(model, part, ncfg["samples"], ncfg["memory_gb"], copies=copies)
+            # the multi-GPU path (mat.train.distributed) plans without the reserve of segmented passes
+            passes(model, part, ncfg["samples"], ncfg["memory_gb"], copies=copies, sample=sample if copies == 1 else None)
         except NtkBudgetError as exc:
             problems.append(f"{exc} (partition {'+'.join(kinds)})")
         except (ValueError, KeyError):  # a partition the model lacks: reported above
