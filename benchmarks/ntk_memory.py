@@ -19,10 +19,12 @@ gradients alone would exceed `--max-gb` is not run (the machine is shared); thos
 S = 64 row, are extrapolated (`status`):
 
     one pass   extra_gb linear in S, fitted to the measured S (least squares)
-    budgeted   extra_gb = (the largest measured extra_gb minus its pass_gb: activations and
-               overheads) + the plan's largest pass at that S + the growth, from the measured S,
-               of the cached boundaries and split stages' activations (counted on the shape-only
-               model; they grow with S)
+    budgeted   extra_gb = (the largest measured extra_gb minus its held_gb: a chunk's activations
+               and overheads) + held_gb at that S
+
+`held_gb`: the most one pass held, counted on the shape-only model: its per-sample gradients + the
+cached boundaries and split stages' kept activations at the time; `memory_gb` bounds it
+(`mat.ntk_budget` reserves the latter per pass).
     both       seconds = the model's measured seconds per counted GFLOP (pooled over both paths'
                measured rows) x the row's GFLOPs: the extrapolated time ratio of the two paths is
                their GFLOPs ratio (wall time on this shared CPU is noisy: 2.7x between two runs
@@ -34,12 +36,14 @@ one forward.
 
     python benchmarks/ntk_memory.py --threads 1                     # CPU, as committed
     python benchmarks/ntk_memory.py --device cuda --samples 16 32 64   # on a GPU: all measured
-    python benchmarks/ntk_memory.py --seq 512 --samples 64 --max-gb 0  # the plan and GFLOPs only
+    python benchmarks/ntk_memory.py --seq 512 --samples 64 --max-gb 0 --models bert-base  # the plan and GFLOPs only
+    python benchmarks/ntk_memory.py --seq 512 --samples 64 --max-gb 0 --models switch bert-large --budget 5
 
 Output: benchmarks/results/ntk_memory.csv (atomically; rows of models not run are kept), a
 markdown table on stdout. Targets:
-budgeted extra memory at S = 64 within the budget (Switch <= 8 GB); time at most 1.5x the one
-pass where that fits.
+budgeted extra memory at S = 64 within the budget plus a chunk's activations (Switch <= 8 GB); time
+at most 1.5x the one pass where that fits. At seq 512, S = 64 the paper Switch and BERT-large need
+>= 4.45 GB per pass (boundaries included): `--budget 5` (their paper profile's ntk.memory_gb).
 """
 
 from __future__ import annotations
@@ -68,8 +72,8 @@ MODELS = {
 }
 PAPER_S = 64
 FIELDS = (
-    "model", "partition", "owned_params", "seq_len", "samples", "path", "memory_gb", "passes", "pass_gb", "gflops",
-    "extra_gb", "peak_gb", "seconds", "status", "threads", "chunk", "device", "cpu", "gpu", "torch",
+    "model", "partition", "owned_params", "seq_len", "samples", "path", "memory_gb", "passes", "pass_gb", "held_gb",
+    "gflops", "extra_gb", "peak_gb", "seconds", "status", "threads", "chunk", "device", "cpu", "gpu", "torch",
 )
 
 
@@ -109,15 +113,16 @@ def child(args) -> None:
     print(json.dumps({"peak": peak, "base": base, "seconds": seconds, "passes": len(held), "pass": max(held)}))
 
 
-def plan(model_name: str, s: int, budget: float | None) -> tuple[int, int, int]:
-    """(passes, largest pass bytes, owned parameters) on a shape-only model."""
+def plan(model_name: str, s: int, budget: float | None, seq: int) -> tuple[int, int, int]:
+    """(passes, largest pass's per-sample gradient bytes, owned parameters) on a shape-only model
+    (the budget's reserve for cached boundaries and kept activations counted at sequence `seq`)."""
     from mat import ntk
 
     cfg, kinds = MODELS[model_name]
     with torch.device("meta"):
         model = build_model(cfg)
     part = build_partition(model, kinds)
-    passes = ntk.passes(model, part, s, budget)
+    passes = ntk.passes(model, part, s, budget, sample=torch.zeros((1, seq), dtype=torch.long, device="meta"))
     return len(passes), max(p.grad_bytes for p in passes), sum(len(p.names) and sum(
         dict(model.named_parameters())[n].numel() for n in p.names) for p in passes)
 
@@ -125,8 +130,8 @@ def plan(model_name: str, s: int, budget: float | None) -> tuple[int, int, int]:
 def gflops(model_name: str, s: int, seq: int, chunk: int, budget: float | None) -> tuple[float, int]:
     """(GFLOPs of the mNTK (every pass), counted with FlopCounterMode on a shape-only model: the
     time ratio of the two paths at equal arithmetic efficiency, free of the shared CPU's noise;
-    the bytes its segmented passes keep besides per-sample gradients: cached boundaries and split
-    stages' activations, `mat.ntk.pass_gradients`)."""
+    the most bytes one pass held: its per-sample gradients + the cached boundaries and split
+    stages' kept activations at the time, `mat.ntk.pass_gradients`; what `memory_gb` bounds)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from mat import ntk
@@ -136,10 +141,11 @@ def gflops(model_name: str, s: int, seq: int, chunk: int, budget: float | None) 
         model = build_model(cfg)
     part = build_partition(model, kinds)
     x = torch.zeros((s, seq), dtype=torch.long, device="meta")
-    held: dict[str, int] = {}
+    held: dict = {}
+    grads: list[int] = []
     with FlopCounterMode(display=False) as counter:
-        ntk.module_grams(model, x, part, chunk_size=chunk, memory_gb=budget, held=held)
-    return counter.get_total_flops() / 1e9, held["boundary_bytes"] + held["deferred_bytes"]
+        ntk.module_grams(model, x, part, chunk_size=chunk, memory_gb=budget, pass_bytes=grads, held=held)
+    return counter.get_total_flops() / 1e9, max(g + e for g, e in zip(grads, held["per_pass"]))
 
 
 def measure(model: str, s: int, path: str, args) -> dict:
@@ -172,18 +178,18 @@ def _previous(args) -> dict:
 def rows_for(model: str, args, common: dict) -> list[dict]:
     kinds = "+".join(MODELS[model][1])
     previous = _previous(args) if args.keep_measured else {}
-    owned = plan(model, 1, None)[2]
+    owned = plan(model, 1, None, args.seq)[2]
     rows = []
     for path in ("one pass", "budgeted"):
         budget = None if path == "one pass" else args.budget
         measured = []
-        kept: dict[int, int] = {}  # S -> bytes of cached boundaries and kept activations
+        kept: dict[int, int] = {}  # S -> the most one pass held (per-sample gradients, boundaries, kept activations)
         for s in sorted(set(args.samples) | {PAPER_S}):
-            passes, pass_bytes, _ = plan(model, s, budget)
+            passes, pass_bytes, _ = plan(model, s, budget, args.seq)
             flops, kept[s] = gflops(model, s, args.seq, args.chunk, budget)
             row = {"model": model, "partition": kinds, "owned_params": owned, "seq_len": args.seq, "samples": s,
                    "path": path, "memory_gb": "null" if budget is None else budget, "passes": passes,
-                   "pass_gb": f"{pass_bytes / GB:.3f}",
+                   "pass_gb": f"{pass_bytes / GB:.3f}", "held_gb": f"{kept[s] / GB:.3f}",
                    "gflops": f"{flops:.1f}", **common}
             fits = pass_bytes <= args.max_gb * GB
             old = previous.get((model, args.seq, s, path))
@@ -211,12 +217,11 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
         ss = [r["samples"] for r in done]
         a, b = _fit(ss, [float(r["extra_gb"]) for r in done])
         last = max(done, key=lambda r: r["samples"])
-        overhead = float(last["extra_gb"]) - float(last["pass_gb"])
+        overhead = float(last["extra_gb"]) - float(last["held_gb"] or last["pass_gb"])  # a chunk's activations
         for r in rows:
             if r["path"] == path and r["status"] == "extrapolated":
                 s = r["samples"]
-                extra = a + b * s if path == "one pass" else (
-                    overhead + float(r["pass_gb"]) + (kept[s] - kept[last["samples"]]) / GB)
+                extra = a + b * s if path == "one pass" else overhead + kept[s] / GB
                 r.update(extra_gb=f"{extra:.3f}")
     done = [r for r in rows if r["status"] == "measured"]
     if done:  # one rate for both paths: their extrapolated time ratio is their GFLOPs ratio
