@@ -50,6 +50,7 @@ def test_planned_evaluations_and_flops_are_what_a_mat_run_spends(overhead, run_c
     logged = pd.read_csv(tmp_path / "run" / "mntk.csv")
     assert sorted(logged[logged.information.notna()].epoch.unique()) == epochs  # what the policy measured
     shape = (cfg["ntk"]["samples"], cfg["data"]["seq_len"])
-    per_eval, _ = overhead.mntk_flops(model_cfg, list(cfg["partition"]), shape, text=True, chunk=cfg["ntk"]["chunk_size"])
+    per_eval, _ = overhead.mntk_flops(model_cfg, list(cfg["partition"]), shape, text=True, chunk=cfg["ntk"]["chunk_size"],
+                                      memory_gb=cfg["ntk"]["memory_gb"])
     last = pd.read_csv(tmp_path / "run" / "metrics.csv").iloc[-1]
     assert last.flops_mntk == len(epochs) * per_eval
