@@ -43,8 +43,10 @@ the model's float32, accumulated in float64, symmetrised, and eigen-decomposed w
 
 Memory: activations of `chunk_size` samples at a time, plus the per-sample gradients of the owned
 parameters for all S samples (S x |owned| floats; 270 MB for all heads of BERT-mini at S = 64, but
-65 GB for the paper's Switch Transformer). `memory_gb` bounds the latter: the owned parameters are
-split into passes of consecutive layers that fit it (`mat.ntk_budget`), each pass adds its Gram
+65 GB for the paper's Switch Transformer). `memory_gb` bounds the latter, with what the segmented
+passes below hold besides (cached boundaries, kept activations; reserved per pass from a one-sample
+probe, `_segmenting`): the owned parameters are split into passes of consecutive layers that fit it
+(`mat.ntk_budget`), each pass adds its Gram
 blocks and frees its gradients before the next. Only the owned parameters of a pass require grad
 during it, so its backward stops below its lowest layer. A model that exposes its layer chain as
 stages (`mat.ntk_stages`: BERT, Switch, VGG) has each pass run only its own stages, top-down, from
@@ -496,7 +498,7 @@ def _segmenting(model: nn.Module, hooked: list[str], sample: torch.Tensor, sampl
     try:
         with _ntk_mode(model, []), torch.no_grad():
             h, ctx = sample, context_of(model, sample)
-            for k, st in enumerate(stages):
+            for st in stages:
                 widest = max(widest, h.nbytes)
                 h = st.run(h, ctx)
     finally:
@@ -682,7 +684,7 @@ def module_grams(
 
     `inputs`: S samples in the model's input format ([S, T] token ids or [S, C, H, W] images).
     Gradients are computed only for parameters the partition owns. `memory_gb` bounds the
-    per-sample gradients held at once (`mat.ntk_budget`): the owned parameters are split into
+    per-sample gradients, cached boundaries and kept activations held at once (`mat.ntk_budget`): the owned parameters are split into
     passes of consecutive layers, each one batched forward + backward per chunk of `chunk_size`
     samples (of its own stages only where the model exposes them, `pass_gradients`), whose Gram
     blocks are added before its gradients are freed; None: one pass. If `pass_bytes` is a list,

@@ -24,7 +24,8 @@ gradient as in the single pass and the Grams are the same (exact up to float sum
 Every stage from the lowest owned one up runs once, as in the single pass; the extra cost is the
 forward of step 1 (at most one forward). Extra memory: the cached input boundaries (one hidden
 state per pass, all S samples), two boundary gradients, and the kept inputs and output gradients
-of a split stage's lower layers (activations of that stage, not per-sample gradients).
+of a split stage's lower layers (activations of that stage, not per-sample gradients); the budget
+reserves them per pass (`mat.ntk_budget`).
 
 A pass's stage range: [lo, hi] are the first and last stages holding its hooked parameters; in
 parameter order a pass's hi must not exceed the next pass's lo (true when parameters are registered
