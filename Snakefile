@@ -29,3 +29,10 @@ rule all:
         all_targets(),
         report_targets(PROF),
     default_target: True
+
+
+include: "workflow/rules/smoke.smk"
+
+
+if SMOKE:  # smoke=true: the smoke table is the default target instead of `all` (an include cannot set it)
+    workflow.default_target = "smoke_all"

@@ -20,6 +20,17 @@ def _slug(run: SmokeRun) -> str:
     return f"{run.experiment}/{run.method}/seed{run.seed}"
 
 
+def _env() -> dict:
+    """The parent's environment, with the `mat` package the parent imported first on the path
+    (a relative PYTHONPATH would not survive another working directory)."""
+    import mat
+
+    env = os.environ.copy()
+    src = str(Path(mat.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
 def run_one(run: SmokeRun, root: Path, timeout: float | None = None, keep: bool = False,
             command: list[str] | None = None) -> dict:
     """Run one smoke run in a subprocess; return its result (status ok / out of memory / error)."""
@@ -36,7 +47,7 @@ def run_one(run: SmokeRun, root: Path, timeout: float | None = None, keep: bool 
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
         try:
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=os.environ.copy())
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=_env())
             code = proc.returncode
         except subprocess.TimeoutExpired:
             code = None
