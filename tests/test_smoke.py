@@ -183,6 +183,7 @@ def test_an_out_of_memory_or_a_killed_run_does_not_stop_the_others(profile_dir, 
     rows = [rows[r.method] for r in runs]
     tot = report.totals(prof, runs, rows)
     assert tot[0]["projected_hours"] is None and tot[0]["failed"] == 2
+    assert len(report.problems(rows)) == 2 and not report.problems([r for r in rows if r["status"] == "ok"])
 
 
 def test_an_exception_in_a_run_is_reported_with_its_message(profile_dir, tmp_path):

@@ -11,13 +11,15 @@ Reductions for a small machine are explicit and recorded in the outputs:
   --samples S          mNTK samples (ntk.samples) instead of the profile's
   --eval-batches B     evaluation batches per split (default 2)
   --experiments a,b    only these experiments;  --methods a,b  only these methods
-Exit status: 0 every run ok, 1 some run failed, 2 a bad profile or option.
+Exit status: 0 every run ok with every column filled, 1 otherwise (each problem on stderr), 2 a bad
+profile or option.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import sys
 from pathlib import Path
@@ -44,6 +46,7 @@ def _list(text: str | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     from mat import profiles
     from mat.smoke import plan, report, runner
+    from mat.smoke.plan import SmokeRun
 
     try:
         prof = profiles.load_profile(args.profile, args.profile_dir)
@@ -58,18 +61,26 @@ def run(args: argparse.Namespace) -> int:
         print("python -m mat smoke: no run matches --experiments/--methods", file=sys.stderr)
         return 2
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    results = runner.run_all(runs, out, args.timeout, args.keep, say)
-    rows = [report.row(r, res) for r, res in zip(runs, results)]
-    report.write_csv(csv_path, rows)
     header = [
-        f"{len(runs)} runs (every experiment x method, seed {', '.join(sorted({str(r.seed) for r in runs}))}), "
+        f"{len(runs)} runs (seed {', '.join(sorted({str(r.seed) for r in runs}))} of each experiment x method asked for), "
         f"{args.steps} steps each, one evaluation over {args.eval_batches} batch(es) per split, a checkpoint at step "
         f"{args.steps - 1} and a resume from it",
-        f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPU(s); "
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s); "
         f"date {datetime.date.today().isoformat()}; command `python -m mat smoke {' '.join(sys.argv[2:]) or '--profile ' + args.profile}`",
         "reduced from the profile: " + ("; ".join(sorted({x for r in runs for x in r.reduced})) or "nothing"),
     ]
-    report.write_markdown(csv_path.with_suffix(".md"), report.markdown(prof, runs, rows, header))
-    failed = [r for r in rows if r["status"] != "ok"]
-    say(f"python -m mat smoke: {len(rows) - len(failed)}/{len(rows)} ok -> {csv_path}, {csv_path.with_suffix('.md')}")
-    return 1 if failed else 0
+    rows: list[dict] = []
+
+    def publish(done: list[SmokeRun], results: list[dict]) -> None:
+        """Both tables after every run: a smoke stopped half-way still shows what it measured."""
+        rows[:] = [report.row(r, res) for r, res in zip(done, results)]
+        report.write_csv(csv_path, rows)
+        report.write_markdown(csv_path.with_suffix(".md"), report.markdown(prof, done, rows, header))
+
+    runner.run_all(runs, out, args.timeout, args.keep, say, on_result=publish)
+    bad = report.problems(rows)
+    for line in bad:
+        say(f"python -m mat smoke: {line}")
+    ok = sum(r["status"] == "ok" for r in rows)
+    say(f"python -m mat smoke: {ok}/{len(rows)} ok -> {csv_path}, {csv_path.with_suffix('.md')}")
+    return 1 if bad else 0

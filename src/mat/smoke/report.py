@@ -62,6 +62,23 @@ def row(run: SmokeRun, result: dict) -> dict:
     return {c: out.get(c, "") for c in COLUMNS}
 
 
+OPTIONAL = ("message", "reduced")  # empty when the run is ok and nothing was reduced
+
+
+def problems(rows: list[dict]) -> list[str]:
+    """What keeps a smoke table from being a pass: a run not ok, or an ok run with an empty column."""
+    out = []
+    for r in rows:
+        name = f"{r['experiment']}/{r['method']}"
+        if r["status"] != "ok":
+            out.append(f"{name}: {r['status']}: {r['message']}")
+            continue
+        empty = [c for c in COLUMNS if c not in OPTIONAL and r[c] in ("", None)]
+        if empty:
+            out.append(f"{name}: empty column(s) {', '.join(empty)}")
+    return out
+
+
 def totals(profile: dict, runs: list[SmokeRun], rows: list[dict]) -> list[dict]:
     """Per experiment: runs of the full profile (methods x seeds) and their projected hours
     (None when a smoke run of it did not finish)."""

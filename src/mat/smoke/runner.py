@@ -71,7 +71,9 @@ def run_one(run: SmokeRun, root: Path, timeout: float | None = None, keep: bool 
 
 
 def run_all(runs: list[SmokeRun], root: Path, timeout: float | None = None, keep: bool = False,
-            say: Callable[[str], None] = lambda line: None, command: list[str] | None = None) -> list[dict]:
+            say: Callable[[str], None] = lambda line: None, command: list[str] | None = None,
+            on_result: Callable[[list[SmokeRun], list[dict]], None] | None = None) -> list[dict]:
+    """Every run in turn; `on_result(runs so far, their results)` after each."""
     results = []
     for i, run in enumerate(runs, 1):
         say(f"[{i}/{len(runs)}] {_slug(run)} ({run.data})")
@@ -79,4 +81,6 @@ def run_all(runs: list[SmokeRun], root: Path, timeout: float | None = None, keep
         say(f"    {result['status']}{': ' + result['message'] if result.get('message') else ''} "
             f"({result['wall_seconds']:.0f} s)")
         results.append(result)
+        if on_result is not None:
+            on_result(runs[:i], results)
     return results
