@@ -13,7 +13,7 @@ rule smoke:
     params:
         profile=PROFILE,
         steps=config.get("smoke_steps", 3),
-        out=f"{RESULTS}/smoke",
+        out=lambda wildcards, output: str(Path(output.csv).with_suffix("")),
     log:
         f"logs/{PROFILE}/smoke.log",
     threads: workflow.cores

@@ -121,8 +121,9 @@ def markdown(profile: dict, runs: list[SmokeRun], rows: list[dict], header: list
                      f"{_fmt(r['step_seconds'], 3)} | {_fmt(r['peak_memory_gb'])} | {_fmt(r['mntk_seconds'])} | "
                      f"{_fmt(r['mntk_peak_gb'])} | {ev} | {_fmt(r['projected_hours'], 1)} |")
     tot = totals(profile, runs, rows)
-    lines += ["", "Projected wall time of the full profile on this device, per table (every method x seed, one after another):", "",
-              "| experiment | runs | projected hours |", "| --- | ---: | ---: |"]
+    lines += ["", "Projected wall time on this device of the full runs these smoke runs stand for, per table "
+              "(each smoke-tested method x every seed of the experiment, one after another):", "",
+              "| experiment | full runs | projected hours |", "| --- | ---: | ---: |"]
     for t in tot:
         h = "-" if t["projected_hours"] is None else f"{t['projected_hours']:.1f}"
         lines.append(f"| {t['experiment']} | {t['runs']} | {h}{' (' + str(t['failed']) + ' smoke run(s) failed)' if t['failed'] else ''} |")
