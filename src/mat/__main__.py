@@ -19,6 +19,7 @@ COMMANDS = {
     "table": ("mat.report.cli:table", "build a paper table from finished runs"),
     "figure": ("mat.report.cli:figure", "build a paper figure from finished runs"),
     "claims": ("mat.report.cli:claims", "check the paper's Section 5.1 claims against a profile's tables"),
+    "smoke": ("mat.cli.smoke", "a few steps of every run of a profile at full size: memory, time, projected wall time"),
     "report-pages": ("mat.report.report_pages", "captions, runs table and front page of the HTML report"),
     "dvc-yaml": ("mat.report.dvc_yaml", "write or check dvc.yaml, generated from the report's target registry"),
 }

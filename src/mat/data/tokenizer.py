@@ -66,11 +66,29 @@ def _to_wordpiece(pieces: list[str]) -> list[str]:
 
 def train(lines: Iterable[str], vocab_size: int) -> Tokenizer:
     """Train on `lines` (the training split); the vocabulary has exactly `vocab_size` entries
-    unless the text has fewer distinct pieces to offer."""
+    unless the text has fewer distinct pieces to offer.
+
+    One BPE training pass over the corpus serves every step below: BPE learns its merges greedily
+    in order, so a training to size N is the first N pieces of any training to a larger size. The
+    alphabet, the first request and each retry are read as prefixes of one training to
+    `vocab_size` pieces (the most any step below asks for unless the conversion loses more than
+    the alphabet's size), retrained larger only if a retry needs more. On WikiText-103 each pass
+    counts ~100M words, so this is 2-3x faster than training once per request, with the same
+    vocabulary (tests/test_data_prep.py compares with the one-training-per-request version)."""
     text = [line.replace(_WORD_START, " ") for line in lines if line.strip()]
     if not text:
         raise DataError("cannot train a tokenizer on an empty training split")
-    alphabet = len(_bpe_vocab(text, 1))  # BPE never goes below its alphabet
+    trained = {"size": max(vocab_size, 1), "pieces": _bpe_vocab(text, max(vocab_size, 1))}
+    alphabet = sum(1 for p in trained["pieces"] if len(p) == 1)  # BPE never goes below its alphabet
+
+    def bpe(size: int) -> list[str]:
+        """`_bpe_vocab(text, size)`, as a prefix of the longest training so far."""
+        pieces = trained["pieces"]
+        if size > len(pieces) and len(pieces) == trained["size"]:  # the corpus may offer more
+            trained["size"], trained["pieces"] = size, _bpe_vocab(text, size)
+            pieces = trained["pieces"]
+        return pieces[:max(size, alphabet)]
+
     floor = len(SPECIAL_TOKENS) + 2 * (alphabet - 1)
     if vocab_size < floor:
         raise DataError(f"vocab_size {vocab_size} is too small: the training text has {alphabet - 1} "
@@ -79,12 +97,12 @@ def train(lines: Iterable[str], vocab_size: int) -> Tokenizer:
     # WordPiece vocabulary can come out short; ask for the shortfall and retrain (never overshoots:
     # each extra merge adds at most one token).
     bpe_size = vocab_size - (alphabet - 1) - len(SPECIAL_TOKENS) + 1
-    vocab = _to_wordpiece(_bpe_vocab(text, bpe_size))
+    vocab = _to_wordpiece(bpe(bpe_size))
     for _ in range(_MAX_ROUNDS):
         if len(vocab) >= vocab_size:
             break
         bpe_size += vocab_size - len(vocab)
-        longer = _to_wordpiece(_bpe_vocab(text, bpe_size))
+        longer = _to_wordpiece(bpe(bpe_size))
         if len(longer) == len(vocab):  # the corpus has nothing more to merge
             break
         vocab = longer

@@ -1,0 +1,86 @@
+"""`python -m mat smoke --profile NAME [--steps 3] [--out results/NAME/smoke]`
+
+Every experiment x method of a profile, one seed each, at the profile's real model sizes, batch
+size, sequence length, mNTK samples and memory budget, for a few steps through the real trainer,
+forcing one mNTK measurement the way the method uses it, one evaluation, one checkpoint and a resume
+(mat.smoke). Each run is its own process: a failure or an out-of-memory ends that run only.
+Writes results/NAME/smoke.{csv,md} (measurements, projected wall time of the full runs, totals per
+table); the runs themselves (logs, results) go to --out, which no table reads.
+
+Reductions for a small machine are explicit and recorded in the outputs:
+  --samples S          mNTK samples (ntk.samples) instead of the profile's
+  --eval-batches B     evaluation batches per split (default 2)
+  --experiments a,b    only these experiments;  --methods a,b  only these methods
+Exit status: 0 every run ok with every column filled, 1 otherwise (each problem on stderr), 2 a bad
+profile or option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="tiny", help="config/profiles/NAME.yaml (default tiny)")
+    parser.add_argument("--profile-dir", default="config/profiles", help="folder of the profile files")
+    parser.add_argument("--steps", type=int, default=3, help="training steps per run (>= 2; default 3)")
+    parser.add_argument("--out", help="folder for the smoke runs' logs and results (default results/NAME/smoke)")
+    parser.add_argument("--csv", help="the table (default results/NAME/smoke.csv; smoke.md beside it)")
+    parser.add_argument("--eval-batches", type=int, default=2, help="evaluation batches per split (default 2)")
+    parser.add_argument("--samples", type=int, help="REDUCE: ntk.samples (S) of every run, recorded as a reduction")
+    parser.add_argument("--experiments", help="comma-separated experiments (default: all)")
+    parser.add_argument("--methods", help="comma-separated methods (default: all)")
+    parser.add_argument("--timeout", type=float, help="seconds per run before it is stopped and reported as an error")
+    parser.add_argument("--keep", action="store_true", help="keep each run's outputs (checkpoints can be GBs)")
+
+
+def _list(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from mat import profiles
+    from mat.smoke import plan, report, runner
+    from mat.smoke.plan import SmokeRun
+
+    try:
+        prof = profiles.load_profile(args.profile, args.profile_dir)
+        out = Path(args.out or f"results/{args.profile}/smoke")
+        csv_path = Path(args.csv or f"results/{args.profile}/smoke.csv")
+        reduce = {"ntk.samples": args.samples} if args.samples else {}
+        runs = plan.plan(prof, out, args.steps, args.eval_batches, _list(args.experiments), _list(args.methods), reduce)
+    except (profiles.ProfileError, ValueError) as exc:
+        print(f"python -m mat smoke: {exc}", file=sys.stderr)
+        return 2
+    if not runs:
+        print("python -m mat smoke: no run matches --experiments/--methods", file=sys.stderr)
+        return 2
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    header = [
+        f"{len(runs)} runs (seed {', '.join(sorted({str(r.seed) for r in runs}))} of each experiment x method asked for), "
+        f"{args.steps} steps each, one evaluation over {args.eval_batches} batch(es) per split, a checkpoint at step "
+        f"{args.steps - 1} and a resume from it",
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s); "
+        f"date {datetime.date.today().isoformat()}; command `python -m mat smoke {' '.join(sys.argv[2:]) or '--profile ' + args.profile}`",
+        "reduced from the profile: " + ("; ".join(sorted({x for r in runs for x in r.reduced})) or "nothing"),
+    ]
+    rows: list[dict] = []
+
+    def publish(done: list[SmokeRun], results: list[dict]) -> None:
+        """Both tables after every run: a smoke stopped half-way still shows what it measured."""
+        rows[:] = [report.row(r, res) for r, res in zip(done, results)]
+        report.write_csv(csv_path, rows)
+        report.write_markdown(csv_path.with_suffix(".md"), report.markdown(prof, done, rows, header))
+
+    runner.run_all(runs, out, args.timeout, args.keep, say, on_result=publish)
+    bad = report.problems(rows)
+    for line in bad:
+        say(f"python -m mat smoke: {line}")
+    ok = sum(r["status"] == "ok" for r in rows)
+    say(f"python -m mat smoke: {ok}/{len(rows)} ok -> {csv_path}, {csv_path.with_suffix('.md')}")
+    return 1 if bad else 0
