@@ -63,6 +63,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import torch
+from torch.utils._python_dispatch import _disable_current_modes
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
@@ -496,7 +497,9 @@ def _segmenting(model: nn.Module, hooked: list[str], sample: torch.Tensor, sampl
     hooks = [modules[x].register_forward_hook(record(x)) for x in layers if x in modules]
     widest = 0
     try:
-        with _ntk_mode(model, []), torch.no_grad():
+        # A planning probe, not part of the measurement: dispatch modes (the FLOP meter's
+        # FlopCounterMode) do not see it, so flops_mntk counts the mNTK's own work only.
+        with _ntk_mode(model, []), torch.no_grad(), _disable_current_modes():
             h, ctx = sample, context_of(model, sample)
             for st in stages:
                 widest = max(widest, h.nbytes)
