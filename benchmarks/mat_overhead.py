@@ -47,12 +47,12 @@ from mat.models import build_model, build_partition
 from mat.ntk import module_grams, passes
 from mat.policies import build_policy
 from mat.profiles import ProfileError, load_profile, run_config, runs
+from mat.schedule import on_mat_schedule
 from mat.report.io import write_csv_atomic
 from mat.train.run_config import IMAGE_DATASETS, load_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
-MAT_METHODS = ("mat", "mat_prune")
 TARGET_SHARE = 0.01
 FIELDS = (
     "profile", "experiment", "method", "model", "partition", "modules", "samples", "input_shape",
@@ -108,7 +108,7 @@ def overhead_rows(profile: dict, datasets: Datasets, step_flops: StepFlops, resu
     rows, seen = [], set()
     for r in runs(profile):
         cfg = load_run_config(run_config(profile, r.experiment, r.method, r.seed))
-        if cfg["method"]["name"] not in MAT_METHODS or (r.experiment, r.method) in seen:
+        if not on_mat_schedule(cfg["method"]) or (r.experiment, r.method) in seen:
             continue
         seen.add((r.experiment, r.method))
         p = plan(cfg, datasets, step_flops)

@@ -17,7 +17,7 @@ def _mat_runs(name: str):
     prof = profiles.load_profile(name)
     for exp, spec in prof["experiments"].items():
         for method, block in spec["methods"].items():
-            if block["name"] in schedule.MAT_METHODS:
+            if schedule.on_mat_schedule(block):
                 yield exp, method, profiles.run_config(prof, exp, method, 0)
 
 

@@ -22,7 +22,6 @@ from typing import Any, Mapping
 from mat.policies.config import parse_method_config
 
 MIN_EVALUATIONS = 3  # Eq. 6 needs t >= 2 (Delta_1 and Delta_{t-1})
-MAT_METHODS = ("mat", "mat_prune")
 
 # Training examples per epoch of the real datasets, for `max_steps` runs (generated data has none).
 # WikiText: the documented training words (Merity et al. 2016, Table 1) x TOKENS_PER_WORD, our
@@ -60,11 +59,19 @@ def run_epochs(cfg: Mapping[str, Any]) -> float | None:
     return int(train["max_steps"]) / steps_per_epoch
 
 
+def on_mat_schedule(method: Mapping[str, Any]) -> bool:
+    """Whether a `method:` block evaluates the mNTK on MAT's schedule (Algorithm 1: from
+    `start_epoch`, every `interval` epochs): read off its registered config's fields, so a new
+    MAT-like method is recognised without being listed here."""
+    m = parse_method_config(method)
+    return hasattr(m, "start_epoch") and hasattr(m, "interval")
+
+
 def mat_evaluations(cfg: Mapping[str, Any]) -> list[int] | None:
     """The epochs of MAT's evaluations in a resolved run config; None for another method or when the
     run's length is unknown. The method block's defaults are the policies' (`parse_method_config`)."""
     method = cfg.get("method", {})
-    if method.get("name") not in MAT_METHODS:
+    if not on_mat_schedule(method):
         return None
     epochs = run_epochs(cfg)
     if epochs is None:
@@ -88,6 +95,6 @@ def schedule_warnings(cfg: Mapping[str, Any]) -> list[str]:
             f"{m.start_epoch}, interval {m.interval}, about {epochs:.1f} epochs); Eq. 6 needs at least "
             f"{MIN_EVALUATIONS} (t >= 2) to stop any module"
         )
-    if m.name == "mat_prune" and m.prune_epoch >= math.ceil(epochs):
+    if getattr(m, "prune_epoch", None) is not None and m.prune_epoch >= math.ceil(epochs):
         out.append(f"{cfg.get('name') or 'run'}: prune_epoch {m.prune_epoch} is never reached (about {epochs:.1f} epochs)")
     return out

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mat import profiles, schedule
+from mat.policies.config import parse_method_config
 
 # Stand-in sizes: enough for the mNTK's S samples, the steps and a few evaluation batches at any
 # profile's sequence length (words; a word is at least one WordPiece token).
@@ -62,9 +63,9 @@ def smoke_overrides(cfg: dict, steps: int, eval_batches: int) -> dict:
     t.update(max_steps=steps, epochs=None, eval_every=steps, eval_batches=eval_batches,
              checkpoint_every=steps - 1, log_every=1)
     m = out["method"]
-    if m["name"] in schedule.MAT_METHODS:
+    if schedule.on_mat_schedule(m):
         m["start_epoch"] = 0
-    if m["name"] == "mat_prune":
+    if hasattr(parse_method_config(m), "prune_epoch"):
         m["prune_epoch"] = 0
     o = out.get("optim", {})
     if int(o.get("warmup_steps") or 0) >= steps:  # the schedule refuses a warm-up as long as the run
@@ -189,7 +190,6 @@ def _eval_sizes(cfg: dict) -> dict[str, int]:
 def full_schedule(full: dict, n_train: int | None = None, eval_sizes: dict[str, int] | None = None) -> FullSchedule:
     """The full run's counts. `n_train` / `eval_sizes`: the real data's sizes when it was loaded;
     otherwise estimated from the documented sizes (mat.schedule.train_size, EVAL_WORDS)."""
-    from mat.policies.config import parse_method_config
     from mat.train.run_config import validate
 
     cfg = validate(copy.deepcopy(full), model_checks=False)
@@ -207,10 +207,10 @@ def full_schedule(full: dict, n_train: int | None = None, eval_sizes: dict[str, 
     epochs = math.ceil(steps / spe)
     method = cfg["method"]
     wanted: set[int] = set()
-    if method["name"] in schedule.MAT_METHODS:
+    if schedule.on_mat_schedule(method):
         m = parse_method_config(method)
         wanted |= set(schedule.evaluation_epochs(m.start_epoch, m.interval, epochs))
-        if m.name == "mat_prune" and m.prune_epoch < epochs:
+        if getattr(m, "prune_epoch", None) is not None and m.prune_epoch < epochs:
             wanted.add(m.prune_epoch)
     if method["name"] == "snip":
         wanted.add(0)
