@@ -57,7 +57,7 @@ def row(run: SmokeRun, result: dict) -> dict:
         eval_seconds=round(result["eval_seconds"], 3), eval_batches=result["eval_batches"],
         checkpoint_seconds=round(result["checkpoint_seconds"], 3), full_steps=sched.steps,
         full_evaluations=sched.evaluations, full_measurements=sched.measurements,
-        projected_hours=round(projected / 3600, 3),
+        projected_hours=float(f"{projected / 3600:.4g}"),  # 4 significant digits: a tiny run projects to seconds
     )
     return {c: out.get(c, "") for c in COLUMNS}
 
