@@ -13,7 +13,7 @@ rule complexity:
     benchmark:
         f"{RESULTS}/benchmarks/complexity.tsv"
     # complexity.threads torch threads while timing (0: as many as the job gets)
-    threads: SWEEP.threads or workflow.cores
+    threads: SWEEP.threads or 64  # unset: all it may have (Snakemake lowers it to --cores; workflow.cores breaks --report)
     resources:
         mem_mb=4000,
         runtime=60,
