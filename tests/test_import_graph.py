@@ -97,3 +97,12 @@ def test_the_figure_abstraction_is_at_the_bottom_of_the_report_package():
                 "mat.report.head_training_figure"]
     for b in builders:
         assert "mat.report.figure" in graph[b] and "mat.report.targets" not in graph[b], b
+
+
+def test_summary_and_resume_take_plain_data():
+    """The run summary and the resume decision know nothing of the Trainer (was: summary.py
+    imported Trainer, a loop.py <-> summary.py cycle)."""
+    graph = import_graph()
+    assert "mat.train.loop" in graph["mat.train"]  # the graph sees the package's imports
+    assert "mat.train.loop" not in graph["mat.train.summary"]
+    assert "mat.train.loop" not in graph["mat.train.resume"]
