@@ -48,7 +48,7 @@ from mat.ntk import module_grams, passes
 from mat.policies import build_policy
 from mat.profiles import ProfileError, load_profile, run_config, runs
 from mat.schedule import on_mat_schedule
-from mat.report.io import write_csv_atomic
+from mat.atomic import write_csv_atomic
 from mat.train.run_config import IMAGE_DATASETS, load_run_config
 
 ROOT = Path(__file__).resolve().parents[1]

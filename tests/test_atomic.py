@@ -57,12 +57,3 @@ def test_the_data_layer_writes_through_it_and_names_the_file_on_a_disk_error(tmp
         fsutil.write_bytes_atomic(tmp_path / "x.json", [b"{}"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.json"]
 
-
-def test_the_report_writes_through_it(tmp_path, monkeypatch):
-    from mat.report import io
-
-    calls = []
-    real = atomic.write_atomic
-    monkeypatch.setattr(io, "write_atomic", lambda p, d: calls.append(p) or real(p, d))
-    io.write_text_atomic(tmp_path / "t.md", "x")
-    assert calls == [tmp_path / "t.md"] and (tmp_path / "t.md").read_text() == "x"

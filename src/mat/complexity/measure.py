@@ -173,7 +173,7 @@ def output_paths(profile_name: str, root: str | Path = ".") -> dict[str, Path]:
 
 def write(profile: dict, root: str | Path = ".", progress=None) -> dict[str, Path]:
     """Measure the profile's sweep; write the raw rows and the resolved sweep (both or none)."""
-    from mat.report.io import write_all_atomic
+    from mat.atomic import write_all_atomic
 
     sweep = sweep_config(profile)
     raw = run_sweep(sweep, progress)

@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 
 from mat import profiles
 from mat.cli.profile_args import add_profile_arguments, load
-from mat.report.io import write_all_atomic
+from mat.atomic import write_all_atomic
 from mat.report.runs import ReportInputError
 
 

@@ -122,11 +122,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mat.report.io import write_text_atomic
+    from mat.atomic import write_atomic
 
     text, path = generate(), Path(args.path)
     if args.write:
-        write_text_atomic(path, text)
+        write_atomic(path, text)
         print(f"wrote {path}")
         return 0
     if not path.exists() or path.read_text() != text:

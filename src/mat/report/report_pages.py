@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mat import profiles
 from mat.cli.profile_args import add_profile_arguments, load
-from mat.report.io import write_all_atomic, write_text_atomic
+from mat.atomic import write_all_atomic, write_atomic
 from mat.report.labels import method_label, profile_caption, pruning_label, table_title
 from mat.report.runs import PFLOP
 from mat.report.targets import TARGETS, available
@@ -485,7 +485,7 @@ def write_table_page(profile: dict, page: str, root: str | Path = ".") -> Path:
     src = root / "results" / profile["profile"] / f"{page}.md"
     dst = root / "results" / profile["profile"] / "report" / f"{page}.html"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(dst, markdown_to_html(src.read_text(), f"{title(page)} ({profile['profile']})"))
+    write_atomic(dst, markdown_to_html(src.read_text(), f"{title(page)} ({profile['profile']})"))
     return dst
 
 

@@ -36,7 +36,7 @@ from mat.report import (
 )
 from mat.report import render as table_render
 from mat.report.figure import render as figure_render
-from mat.report.io import write_all_atomic
+from mat.atomic import write_all_atomic
 from mat.report.runs import ReportInputError
 
 FILES = {"table": ("csv", "md"), "figure": ("png", "pdf", "csv")}  # what a target of each kind writes

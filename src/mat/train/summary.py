@@ -21,7 +21,7 @@ from mat import run_folder
 from mat.provenance import git_commit, hardware, versions
 from mat.train.plan import RunPlan
 
-__all__ = ["RunRecord", "git_commit", "hardware", "results", "summary", "versions", "write_summary"]
+__all__ = ["RunRecord", "results", "summary", "write_summary"]
 
 
 @dataclass(frozen=True)
