@@ -57,3 +57,48 @@ def test_bad_input():
         effective_rank(torch.ones(3))
     with pytest.raises(ValueError, match="attention_probs"):
         head_effective_rank(build_model({"arch": "vgg16", "size": "micro"}), torch.zeros(1, 3, 32, 32))
+
+
+def _text_model(arch):
+    torch.manual_seed(0)
+    cfg = {"arch": arch, "size": "micro", "vocab_size": 23}
+    return build_model({**cfg, "capacity_factor": 1.0} if arch == "switch" else cfg)
+
+
+@pytest.mark.parametrize("arch", ["bert", "switch"])
+def test_a_budget_chunks_the_inputs_and_keeps_the_average(arch, monkeypatch):
+    from mat.effective_rank import probs_bytes_per_sample
+
+    model = _text_model(arch)
+    x = torch.randint(0, 23, (5, 8), generator=torch.Generator().manual_seed(1))
+    whole = head_effective_rank(model, x)
+    per_sample = probs_bytes_per_sample(model, 8)
+    # the count is every head's T x T matrix: the model's own attention probabilities say how many
+    assert per_sample == model.attention_probs(x[:1]).numel() * 20
+    calls = []
+    probs = model.attention_probs
+    monkeypatch.setattr(model, "attention_probs", lambda inp: calls.append(inp.shape[0]) or probs(inp))
+    for fit, chunks in ((1, [1, 1, 1, 1, 1]), (2, [2, 2, 1]), (5, [5]), (9, [5])):
+        calls.clear()
+        budget_gb = (fit * per_sample + per_sample // 2) / 1e9
+        chunked = head_effective_rank(model, x, memory_gb=budget_gb)
+        assert calls == chunks
+        assert all(n * per_sample <= budget_gb * 1e9 for n in calls)
+        # a float32 forward over fewer inputs rounds differently (other GEMM blocking): float32's precision
+        torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=0)
+        if len(chunks) == 1:  # inputs that fit go through in one call, bitwise as without a budget
+            assert torch.equal(chunked, whole)
+
+
+def test_a_budget_below_one_input_is_a_config_error(run_config):
+    from mat.train import load_run_config
+    from mat.train.run_config import ConfigError
+
+    # micro BERT at seq 32: 2 layers x 2 heads x 32^2 entries x 20 bytes = 81,920 bytes per input
+    cfg = run_config("bert", ntk={"samples": 4, "top_k": 4, "memory_gb": 8.0e-5})
+    with pytest.raises(ConfigError, match=r"ntk\.memory_gb: one input's attention matrices .* effective rank need 8\.19e-05 GB"):
+        load_run_config(cfg)
+    cfg["ntk"]["effective_rank"] = False  # without the ranks the budget is the mNTK's alone
+    with pytest.raises(ConfigError) as err:
+        load_run_config(cfg)
+    assert "effective rank" not in str(err.value)

@@ -122,7 +122,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg["optim"], list(self.model.named_parameters()))
         self.scheduler = build_schedule(cfg["optim"], self.optimizer, self.total_steps)
         self.meter = MeasuredComputeMeter(self.model, self.partition, partial_backward=self.backward)
-        self._budget_logged: list[list[str]] = []  # partitions whose mNTK memory was logged
+        self._budget_logged: list[list[str] | str] = []  # partitions (and "effective-rank") whose memory was logged
 
         n = len(self.partition)
         self.step = 0
@@ -278,8 +278,11 @@ class Trainer:
         heads = any(m.kind == "head" for p, _ in measured for m in p.modules)
         if self.dist.main and self.ncfg["effective_rank"] and heads:  # for the logs only: rank 0
             ranks = self.meter.mntk(
-                inputs, lambda: measure.head_ranks(self.model, inputs), key="effective-rank", purpose="logging"
+                inputs, lambda: measure.head_ranks(self.model, inputs, gb), key="effective-rank", purpose="logging"
             )
+            if "effective-rank" not in self._budget_logged:
+                self._budget_logged.append("effective-rank")
+                log.info("%s", measure.rank_budget_line(self.model, inputs, gb))
         return measured, ranks
 
     # What a registered measurement may use of the run (`measure.Run`).

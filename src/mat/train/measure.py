@@ -140,14 +140,27 @@ def budget_line(pass_bytes: list[int], memory_gb: float | None, device: torch.de
     )
 
 
-def head_ranks(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor | None:
+def head_ranks(model: torch.nn.Module, inputs: torch.Tensor, memory_gb: float | None = None) -> torch.Tensor | None:
     """Effective rank [layers, heads] of the attention matrices on `inputs`, or None for a model
-    without attention probabilities."""
+    without attention probabilities; within `memory_gb` (`ntk.memory_gb`) by chunks of inputs."""
     if not hasattr(model, "attention_probs"):
         return None
     from mat.effective_rank import head_effective_rank
 
-    return head_effective_rank(model, inputs)
+    return head_effective_rank(model, inputs, memory_gb)
+
+
+def rank_budget_line(model: torch.nn.Module, inputs: torch.Tensor, memory_gb: float | None) -> str:
+    """One log line on the effective ranks' memory: chunks of inputs within `ntk.memory_gb`."""
+    from mat.effective_rank import probs_bytes_per_sample, samples_per_chunk
+
+    n, chunk = int(inputs.shape[0]), samples_per_chunk(model, inputs, memory_gb)
+    per_sample = probs_bytes_per_sample(model, int(inputs.shape[1])) if hasattr(model, "attention_layout") else 0
+    budget = "null (one call)" if memory_gb is None else f"{memory_gb:g} GB"
+    return (
+        f"effective rank: {-(-n // chunk)} chunk(s) of at most {chunk} of {n} inputs within ntk.memory_gb={budget}; "
+        f"attention matrices of one chunk {chunk * per_sample / 1e9:.3f} GB (counted)"
+    )
 
 
 def snip(

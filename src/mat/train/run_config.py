@@ -238,7 +238,26 @@ def _ntk_budget_checks(cfg: dict, model, sample) -> list[str]:
             problems.append(f"{exc} (partition {'+'.join(kinds)})")
         except (ValueError, KeyError):  # a partition the model lacks: reported above
             pass
-    return problems
+    return problems + _rank_budget_checks(cfg, model, sample)
+
+
+def _rank_budget_checks(cfg: dict, model, sample) -> list[str]:
+    """The heads' effective ranks (`ntk.effective_rank`, taken when a measured partition has heads)
+    go through in chunks of inputs within `ntk.memory_gb`; one input's attention matrices must fit."""
+    from mat.effective_rank import probs_bytes_per_sample
+
+    ncfg = cfg["ntk"]
+    kinds = set(cfg["partition"]) | set(ncfg["log_kinds"])
+    if not ncfg["effective_rank"] or ncfg["memory_gb"] is None or "head" not in kinds or sample.dim() != 2:
+        return []
+    if not hasattr(model, "attention_layout"):
+        return []
+    need = probs_bytes_per_sample(model, int(sample.shape[1]))
+    if need <= ncfg["memory_gb"] * 1e9:
+        return []
+    return [f"ntk.memory_gb: one input's attention matrices for the heads' effective rank need {need / 1e9:.3g} GB "
+            f"(seq_len {int(sample.shape[1])}), over the budget of {ncfg['memory_gb']:g} GB; raise ntk.memory_gb, "
+            "or set ntk.effective_rank: false"]
 
 
 def validate(cfg: dict, source: str = "run config", model_checks: bool = True) -> dict:
