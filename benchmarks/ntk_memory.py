@@ -62,6 +62,8 @@ import torch
 from mat.models import build_model, build_partition
 from mat.ntk_budget import GB
 from mat.atomic import write_csv_atomic
+from mat.bench import fit
+from mat.bench.memory import Peak, rss_bytes
 from mat.provenance import hardware
 
 MODELS = {
@@ -75,13 +77,6 @@ FIELDS = (
     "model", "partition", "owned_params", "seq_len", "samples", "path", "memory_gb", "passes", "pass_gb", "held_gb",
     "gflops", "extra_gb", "peak_gb", "seconds", "status", "threads", "chunk", "device", "cpu", "gpu", "torch",
 )
-
-
-def _rss(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def child(args) -> None:
@@ -99,17 +94,15 @@ def child(args) -> None:
     held: list[int] = []
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-        base = torch.cuda.memory_allocated(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-    else:
-        base = _rss("VmRSS:")
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    base = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else rss_bytes()
+    meter = Peak(dev)
+    meter.reset()  # CPU: VmHWM back to the current RSS
     t0 = time.perf_counter()
     ntk.module_grams(model, x, part, chunk_size=args.chunk, memory_gb=gb, pass_bytes=held)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else _rss("VmHWM:")
+    peak = meter.read()
     print(json.dumps({"peak": peak, "base": base, "seconds": seconds, "passes": len(held), "pass": max(held)}))
 
 
@@ -155,15 +148,6 @@ def measure(model: str, s: int, path: str, args) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
-
-
-def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
-    """Least-squares (intercept, slope); a line through the origin for one point."""
-    if len(xs) == 1:
-        return 0.0, ys[0] / xs[0]
-    n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    return my - slope * mx, slope
 
 
 def _previous(args) -> dict:
@@ -215,7 +199,7 @@ def rows_for(model: str, args, common: dict) -> list[dict]:
                     r["status"] = "flops only"
             continue
         ss = [r["samples"] for r in done]
-        a, b = _fit(ss, [float(r["extra_gb"]) for r in done])
+        a, b = fit.line(ss, [float(r["extra_gb"]) for r in done])
         last = max(done, key=lambda r: r["samples"])
         overhead = float(last["extra_gb"]) - float(last["held_gb"] or last["pass_gb"])  # a chunk's activations
         for r in rows:

@@ -197,3 +197,26 @@ def test_an_exception_in_a_run_is_reported_with_its_message(profile_dir, tmp_pat
     code = worker.main(["--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "o"), "--result", str(tmp_path / "r.json")])
     res = json.loads((tmp_path / "r.json").read_text())
     assert code == 1 and res["status"] == "error" and res["message"]
+
+
+def test_reduce_records_the_change_and_resume_keeps_matching_rows(profile_dir, tmp_path):
+    from mat.__main__ import main
+
+    out, table = tmp_path / "smoke", tmp_path / "res" / "smoke.csv"
+    common = ["smoke", "--profile", "smoketest", "--profile-dir", str(profile_dir), "--out", str(out), "--csv", str(table),
+              "--methods", "vanilla", "--reduce", "train.eval_batch_size=16"]
+    assert main(common + ["--experiments", "img"]) == 0
+    (first,) = list(csv.DictReader(open(table)))
+    assert first["reduced"] == "train.eval_batch_size 32->16"
+    assert "reduced from the profile: train.eval_batch_size 32->16" in table.with_suffix(".md").read_text()
+    # --resume: the img row is kept as measured (not rerun), lm runs, the table lists both in the profile's order
+    assert main(common + ["--experiments", "lm,img", "--resume"]) == 0
+    rows = list(csv.DictReader(open(table)))
+    assert [(r["experiment"], r["method"]) for r in rows] == [("lm", "vanilla"), ("img", "vanilla")]
+    assert rows[1] == first
+    assert "1 of the rows kept" in table.with_suffix(".md").read_text()
+    # other reductions are other runs: nothing kept
+    assert main(common[:-2] + ["--experiments", "img", "--resume"]) == 0
+    (again,) = list(csv.DictReader(open(table)))
+    assert again["reduced"] == "" and again["wall_seconds"] != first["wall_seconds"]
+    assert main(common + ["--reduce", "no-equals-sign"]) == 2

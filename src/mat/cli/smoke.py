@@ -9,8 +9,12 @@ table); the runs themselves (logs, results) go to --out, which no table reads.
 
 Reductions for a small machine are explicit and recorded in the outputs:
   --samples S          mNTK samples (ntk.samples) instead of the profile's
+  --reduce KEY=VALUE   any other run-config key (repeatable), e.g. train.eval_batch_size=8
   --eval-batches B     evaluation batches per split (default 2)
   --experiments a,b    only these experiments;  --methods a,b  only these methods
+A smoke of a large profile on a small machine can take hours: --resume keeps the ok rows of the
+existing table whose run, steps and reductions match, and runs only the others (a stopped smoke
+goes on where it stopped; a table can be completed in parts, e.g. --experiments first).
 Exit status: 0 every run ok with every column filled, 1 otherwise (each problem on stderr), 2 a bad
 profile or option.
 """
@@ -33,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", help="the table (default results/NAME/smoke.csv; smoke.md beside it)")
     parser.add_argument("--eval-batches", type=int, default=2, help="evaluation batches per split (default 2)")
     parser.add_argument("--samples", type=int, help="REDUCE: ntk.samples (S) of every run, recorded as a reduction")
+    parser.add_argument("--reduce", action="append", default=[], metavar="KEY=VALUE",
+                        help="REDUCE: a run-config key of every run (repeatable), recorded as a reduction")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the ok rows of the existing table that match (run, steps, reductions); run the rest")
     parser.add_argument("--experiments", help="comma-separated experiments (default: all)")
     parser.add_argument("--methods", help="comma-separated methods (default: all)")
     parser.add_argument("--timeout", type=float, help="seconds per run before it is stopped and reported as an error")
@@ -43,8 +51,22 @@ def _list(text: str | None) -> list[str] | None:
     return [x.strip() for x in text.split(",") if x.strip()] if text else None
 
 
+def _reductions(args: argparse.Namespace) -> dict:
+    """KEY.PATH -> value of --samples and every --reduce KEY=VALUE (the value read as YAML)."""
+    import yaml
+
+    reduce = {"ntk.samples": args.samples} if args.samples else {}
+    for item in args.reduce:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--reduce {item!r}: expected KEY.PATH=VALUE, e.g. train.eval_batch_size=8")
+        reduce[key.strip()] = yaml.safe_load(value)
+    return reduce
+
+
 def run(args: argparse.Namespace) -> int:
     from mat import profiles
+    from mat.bench.harness import load_avg
     from mat.smoke import plan, report, runner
     from mat.smoke.plan import SmokeRun
 
@@ -52,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         prof = profiles.load_profile(args.profile, args.profile_dir)
         out = Path(args.out or f"results/{args.profile}/smoke")
         csv_path = Path(args.csv or f"results/{args.profile}/smoke.csv")
-        reduce = {"ntk.samples": args.samples} if args.samples else {}
-        runs = plan.plan(prof, out, args.steps, args.eval_batches, _list(args.experiments), _list(args.methods), reduce)
+        runs = plan.plan(prof, out, args.steps, args.eval_batches, _list(args.experiments), _list(args.methods),
+                         _reductions(args))
     except (profiles.ProfileError, ValueError) as exc:
         print(f"python -m mat smoke: {exc}", file=sys.stderr)
         return 2
@@ -61,23 +83,39 @@ def run(args: argparse.Namespace) -> int:
         print("python -m mat smoke: no run matches --experiments/--methods", file=sys.stderr)
         return 2
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    header = [
-        f"{len(runs)} runs (seed {', '.join(sorted({str(r.seed) for r in runs}))} of each experiment x method asked for), "
-        f"{args.steps} steps each, one evaluation over {args.eval_batches} batch(es) per split, a checkpoint at step "
-        f"{args.steps - 1} and a resume from it",
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s); "
-        f"date {datetime.date.today().isoformat()}; command `python -m mat smoke {' '.join(sys.argv[2:]) or '--profile ' + args.profile}`",
-        "reduced from the profile: " + ("; ".join(sorted({x for r in runs for x in r.reduced})) or "nothing"),
-    ]
+    kept = report.matching_rows(csv_path, runs) if args.resume else {}
+    todo = [r for r in runs if report.key(r) not in kept]
+    loads: list[float] = []
+
+    def header() -> list[str]:
+        load = f"; 1-minute load average after each run {min(loads):.1f}-{max(loads):.1f}" if loads else ""
+        return [
+            f"{len(runs)} runs (seed {', '.join(sorted({str(r.seed) for r in runs}))} of each experiment x method asked for), "
+            f"{args.steps} steps each, one evaluation over {args.eval_batches} batch(es) per split, a checkpoint at step "
+            f"{args.steps - 1} and a resume from it",
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s){load}; "
+            f"date {datetime.date.today().isoformat()}; command `python -m mat smoke {' '.join(sys.argv[2:]) or '--profile ' + args.profile}`",
+            "reduced from the profile: " + ("; ".join(sorted({x for r in runs for x in r.reduced})) or "nothing"),
+            *([f"{len(kept)} of the rows kept from the table's earlier runs of the same runs, steps and reductions "
+               f"(--resume; their device and load as measured then)"] if kept else []),
+        ]
+
     rows: list[dict] = []
 
     def publish(done: list[SmokeRun], results: list[dict]) -> None:
         """Both tables after every run: a smoke stopped half-way still shows what it measured."""
-        rows[:] = [report.row(r, res) for r, res in zip(done, results)]
+        if load_avg() is not None and done:
+            loads.append(load_avg())
+        fresh = {report.key(r): report.row(r, res) for r, res in zip(done, results)}
+        listed = [r for r in runs if report.key(r) in kept or report.key(r) in fresh]
+        rows[:] = [kept.get(report.key(r)) or fresh[report.key(r)] for r in listed]
         report.write_csv(csv_path, rows)
-        report.write_markdown(csv_path.with_suffix(".md"), report.markdown(prof, done, rows, header))
+        report.write_markdown(csv_path.with_suffix(".md"), report.markdown(prof, listed, rows, header()))
 
-    runner.run_all(runs, out, args.timeout, args.keep, say, on_result=publish)
+    if kept:
+        say(f"python -m mat smoke: --resume keeps {len(kept)} ok row(s) of {csv_path}; {len(todo)} run(s) to go")
+        publish([], [])
+    runner.run_all(todo, out, args.timeout, args.keep, say, on_result=publish)
     bad = report.problems(rows)
     for line in bad:
         say(f"python -m mat smoke: {line}")

@@ -14,6 +14,7 @@ import io
 import statistics
 from pathlib import Path
 
+from mat.atomic import write_atomic
 from mat.smoke.plan import SmokeRun, full_schedule, seeds_of
 
 COLUMNS = (
@@ -40,7 +41,7 @@ def row(run: SmokeRun, result: dict) -> dict:
         return {c: out.get(c, "") for c in COLUMNS}
     meas = result.get("measurements", [])
     step = _median_after_first(result["step_seconds"])
-    mntk_s = sum(m["seconds"] for m in meas)
+    mntk_s = float(sum(m["seconds"] for m in meas))
     what = sorted({f"{m['purpose']} {m['key']}" for m in meas})
     real = not run.data.startswith("stand-in")  # the profile's own data: its loaded sizes
     sched = full_schedule(run.full, result["n_train"] if real else None, result["eval_sizes"] if real else None)
@@ -98,7 +99,40 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic(path, buf.getvalue())
+    write_atomic(path, buf.getvalue())
+
+
+INTEGERS = ("seed", "params", "steps", "eval_batches", "full_steps", "full_evaluations", "full_measurements")
+FLOATS = ("step_seconds", "peak_memory_gb", "mntk_seconds", "mntk_peak_gb", "eval_seconds", "checkpoint_seconds",
+          "projected_hours", "wall_seconds")
+
+
+def key(run_or_row: SmokeRun | dict) -> tuple[str, str, str, str, str]:
+    """What makes a row stand for a run: experiment, method, seed, steps and reductions."""
+    if isinstance(run_or_row, SmokeRun):
+        r = run_or_row
+        return r.experiment, r.method, str(r.seed), str(r.config["train"]["max_steps"]), "; ".join(r.reduced)
+    r = run_or_row
+    return r["experiment"], r["method"], str(r["seed"]), str(r["steps"]), r["reduced"]
+
+
+def matching_rows(path: Path, runs: list[SmokeRun]) -> dict[tuple, dict]:
+    """The ok rows of an existing table (`path`, if any) that stand for one of `runs`, by `key`,
+    with their numbers read back as numbers."""
+    if not path.is_file():
+        return {}
+    wanted = {key(r) for r in runs}
+    out = {}
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r.get("status") != "ok" or key(r) not in wanted or set(r) != set(COLUMNS):
+                continue
+            for c in INTEGERS:
+                r[c] = int(r[c])
+            for c in FLOATS:
+                r[c] = float(r[c])
+            out[key(r)] = r
+    return out
 
 
 def _fmt(v, digits=2) -> str:
@@ -139,13 +173,4 @@ def markdown(profile: dict, runs: list[SmokeRun], rows: list[dict], header: list
 
 
 def write_markdown(path: Path, text: str) -> None:
-    _atomic(path, text)
-
-
-def _atomic(path: Path, text: str) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)

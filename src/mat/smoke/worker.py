@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 import traceback
@@ -28,51 +27,13 @@ from pathlib import Path
 
 import torch
 
+from mat.bench.memory import Peak
+
 GB = 1e9
 
 
 class _Checkpointed(KeyboardInterrupt):
     """Raised right after the first checkpoint: the trainer stops as on Ctrl-C."""
-
-
-class Peak:
-    """Peak memory of this process: CUDA allocated bytes on GPU, RSS high-water mark on CPU."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.overall = 0
-        self.resettable = False
-        if not self.cuda:
-            try:
-                with open("/proc/self/clear_refs", "w") as fh:
-                    fh.write("5")  # reset the RSS high-water mark (Linux)
-                self.resettable = True
-            except OSError:
-                pass
-
-    def now(self) -> int:
-        if self.cuda:
-            return int(torch.cuda.max_memory_allocated())
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def reset(self) -> None:
-        self.overall = max(self.overall, self.now())
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
-        elif self.resettable:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")
-
-    def read(self) -> int:
-        value = self.now()
-        self.overall = max(self.overall, value)
-        return value
 
 
 class Probe:
