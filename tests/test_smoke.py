@@ -220,3 +220,19 @@ def test_reduce_records_the_change_and_resume_keeps_matching_rows(profile_dir, t
     (again,) = list(csv.DictReader(open(table)))
     assert again["reduced"] == "" and again["wall_seconds"] != first["wall_seconds"]
     assert main(common + ["--reduce", "no-equals-sign"]) == 2
+
+
+def test_a_reduced_batch_size_scales_its_time_in_the_projection(profile_dir):
+    prof = _profile(profile_dir)
+    result = {"status": "ok", "device": "cpu", "params": 1000, "step_seconds": [9.0, 2.0, 2.0], "measurements": [],
+              "eval_seconds": 1.0, "eval_batches": 4, "checkpoint_seconds": 0.0, "peak_bytes": 3e9,
+              "peak_kind": "RSS", "n_train": 100, "eval_sizes": {"valid": 40, "test": 20}, "wall_seconds": 10.0}
+    hours = {}
+    for reduce in ({}, {"train.eval_batch_size": 8}, {"train.batch_size": 4}):
+        (run,) = plan.plan(prof, Path("smoke"), experiments=["lm"], methods=["vanilla"], reduce=reduce)
+        hours[tuple(reduce)] = report.row(run, result)["projected_hours"] * 3600
+    s = plan.full_schedule(run.full, 100, {"valid": 40, "test": 20})
+    evals, steps = s.evaluations * s.eval_batches * 0.25, s.steps * 2.0
+    assert hours[()] == pytest.approx(steps + evals, rel=1e-3)
+    assert hours[("train.eval_batch_size",)] == pytest.approx(steps + 2 * evals, rel=1e-3)  # 16 -> 8: x2
+    assert hours[("train.batch_size",)] == pytest.approx(2 * steps + evals, rel=1e-3)  # 8 -> 4: x2

@@ -144,7 +144,7 @@ def plan(profile: dict, out: Path, steps: int = 3, eval_batches: int = 2, experi
             cfg = smoke_overrides(full, steps, eval_batches)
             reduced = []
             for key, value in (reduce or {}).items():
-                before = _get(cfg, key)
+                before = config_value(cfg, key)
                 if before != value:
                     cfg = apply_overrides(cfg, [f"{key}={value}"])
                     reduced.append(f"{key} {before}->{value}")
@@ -154,7 +154,8 @@ def plan(profile: dict, out: Path, steps: int = 3, eval_batches: int = 2, experi
     return runs
 
 
-def _get(cfg: dict, key: str):
+def config_value(cfg: dict, key: str):
+    """The value at KEY.PATH of a run config, or None where a step is missing."""
     node: Any = cfg
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:

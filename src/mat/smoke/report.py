@@ -4,7 +4,8 @@ the projected total per table (every method x every seed of the experiment).
 Projected wall time of a full run = steps x step time (median over the smoke steps after the first)
 + evaluations x batches per evaluation x time per evaluation batch + measurement epochs x mNTK time
 (scaled by S_full / S_smoke when ntk.samples was reduced: the per-sample gradients dominate)
-+ checkpoints x checkpoint time. Data loading and model building are not in it.
++ checkpoints x checkpoint time; a reduced batch size (train.batch_size, train.eval_batch_size)
+scales its step or evaluation batch time by full / smoke, linearly. Data loading and model building are not in it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import statistics
 from pathlib import Path
 
 from mat.atomic import write_atomic
-from mat.smoke.plan import SmokeRun, full_schedule, seeds_of
+from mat.smoke.plan import SmokeRun, config_value, full_schedule, seeds_of
 
 COLUMNS = (
     "experiment", "method", "seed", "status", "message", "device", "data", "params", "steps",
@@ -29,6 +30,13 @@ GB = 1e9
 def _median_after_first(steps: list[float]) -> float:
     rest = steps[1:] or steps
     return statistics.median(rest)
+
+
+def _scale(run: SmokeRun, key: str) -> float:
+    """full / smoke value of a size the smoke reduced (ntk.samples, a batch size), else 1: the time
+    it drives is taken as linear in it (per-sample gradients, per-example work)."""
+    full, smoke = config_value(run.full, key), config_value(run.config, key)
+    return full / smoke if (full and smoke and full != smoke) else 1.0
 
 
 def row(run: SmokeRun, result: dict) -> dict:
@@ -45,11 +53,11 @@ def row(run: SmokeRun, result: dict) -> dict:
     what = sorted({f"{m['purpose']} {m['key']}" for m in meas})
     real = not run.data.startswith("stand-in")  # the profile's own data: its loaded sizes
     sched = full_schedule(run.full, result["n_train"] if real else None, result["eval_sizes"] if real else None)
-    s_full, s_smoke = run.full.get("ntk", {}).get("samples"), run.config.get("ntk", {}).get("samples")
-    scale = (s_full / s_smoke) if (s_full and s_smoke and s_full != s_smoke) else 1.0
     per_batch = result["eval_seconds"] / max(result["eval_batches"], 1)
-    projected = (sched.steps * step + sched.evaluations * sched.eval_batches * per_batch
-                 + sched.measurements * mntk_s * scale + sched.checkpoints * result["checkpoint_seconds"])
+    projected = (sched.steps * step * _scale(run, "train.batch_size")
+                 + sched.evaluations * sched.eval_batches * per_batch * _scale(run, "train.eval_batch_size")
+                 + sched.measurements * mntk_s * _scale(run, "ntk.samples")
+                 + sched.checkpoints * result["checkpoint_seconds"])
     out.update(
         device=result["device"], params=result["params"], step_seconds=round(step, 4),
         peak_memory_gb=round(result["peak_bytes"] / GB, 3), memory_kind=result["peak_kind"],
@@ -167,7 +175,8 @@ def markdown(profile: dict, runs: list[SmokeRun], rows: list[dict], header: list
     data = sorted({r.data for r in runs})
     lines += ["", "Data used: " + "; ".join(data) + "."]
     lines += ["", "Projected = steps x step time (median after the first) + evaluations x batches x time per batch"
-              " + measurement epochs x mNTK time (x S_full/S_smoke if S was reduced) + checkpoints x checkpoint time;"
+              " + measurement epochs x mNTK time (x S_full/S_smoke if S was reduced) + checkpoints x checkpoint time"
+              " (a reduced batch size scales its step or evaluation batch time by full/smoke);"
               " data preparation and model building are not included."]
     return "\n".join(lines) + "\n"
 
