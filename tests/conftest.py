@@ -63,3 +63,28 @@ def run_config(tiny_text_dir, tiny_images_dir):
         return cfg
 
     return make
+
+
+MICRO_KINDS = {"bert": ["head"], "switch": ["head", "expert"], "vgg16": ["filter"]}
+
+
+@pytest.fixture
+def micro_model():
+    """Factory of a micro model, its inputs and its partition, the same on every call:
+    `micro_model("switch", samples=6)` -> (model, x [6, 11] token ids over a vocabulary of 31,
+    partition of heads + experts); VGG16 takes [samples, 3, 32, 32] images and its filters."""
+
+    def make(arch: str, samples: int, seq_len: int = 11, vocab: int = 31):
+        from mat.models import build_model, build_partition
+
+        torch.manual_seed(0)
+        if arch == "vgg16":
+            model = build_model({"arch": arch, "size": "micro"})
+            x = torch.randn(samples, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+        else:
+            cfg = {"arch": arch, "size": "micro", "vocab_size": vocab}
+            model = build_model({**cfg, "capacity_factor": 1.0} if arch == "switch" else cfg)
+            x = torch.randint(0, vocab, (samples, seq_len), generator=torch.Generator().manual_seed(1))
+        return model, x, build_partition(model, MICRO_KINDS[arch])
+
+    return make

@@ -59,18 +59,11 @@ def test_bad_input():
         head_effective_rank(build_model({"arch": "vgg16", "size": "micro"}), torch.zeros(1, 3, 32, 32))
 
 
-def _text_model(arch):
-    torch.manual_seed(0)
-    cfg = {"arch": arch, "size": "micro", "vocab_size": 23}
-    return build_model({**cfg, "capacity_factor": 1.0} if arch == "switch" else cfg)
-
-
 @pytest.mark.parametrize("arch", ["bert", "switch"])
-def test_a_budget_chunks_the_inputs_and_keeps_the_average(arch, monkeypatch):
+def test_a_budget_chunks_the_inputs_and_keeps_the_average(arch, monkeypatch, micro_model):
     from mat.effective_rank import probs_bytes_per_sample
 
-    model = _text_model(arch)
-    x = torch.randint(0, 23, (5, 8), generator=torch.Generator().manual_seed(1))
+    model, x, _ = micro_model(arch, samples=5, seq_len=8)
     whole = head_effective_rank(model, x)
     per_sample = probs_bytes_per_sample(model, 8)
     # the count is every head's T x T matrix: the model's own attention probabilities say how many

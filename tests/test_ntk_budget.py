@@ -13,20 +13,12 @@ from mat.models import build_model, build_partition
 from mat.ntk_budget import GB, NtkBudgetError, plan_passes
 
 S = 6
-KINDS = {"bert": ["head"], "switch": ["head", "expert"], "vgg16": ["filter"]}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _setup(arch):
-    torch.manual_seed(0)
-    if arch == "vgg16":
-        model = build_model({"arch": arch, "size": "micro"})
-        x = torch.randn(S, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    else:
-        cfg = {"arch": arch, "size": "micro", "vocab_size": 31}
-        model = build_model({**cfg, "capacity_factor": 1.0} if arch == "switch" else cfg)
-        x = torch.randint(0, 31, (S, 11), generator=torch.Generator().manual_seed(1))
-    return model, x, build_partition(model, KINDS[arch])
+@pytest.fixture
+def setup(micro_model):
+    return lambda arch: micro_model(arch, S)
 
 
 def _tightest_budget(model, part, sample, s: int = S) -> float:
@@ -53,8 +45,8 @@ def _one_layer_budget(model, part) -> float:
 
 
 @pytest.mark.parametrize("arch", ["bert", "switch", "vgg16"])
-def test_budgeted_passes_equal_the_single_pass_and_stay_within_the_budget(arch):
-    model, x, part = _setup(arch)
+def test_budgeted_passes_equal_the_single_pass_and_stay_within_the_budget(arch, setup):
+    model, x, part = setup(arch)
     single = []
     one = ntk.module_grams(model, x, part, chunk_size=4, memory_gb=None, pass_bytes=single)
     budget = _tightest_budget(model, part, x[:1])
@@ -67,8 +59,8 @@ def test_budgeted_passes_equal_the_single_pass_and_stay_within_the_budget(arch):
 
 
 @pytest.mark.parametrize("arch", ["bert", "switch", "vgg16"])
-def test_the_budget_covers_cached_boundaries_and_kept_activations(arch):
-    model, x, part = _setup(arch)
+def test_the_budget_covers_cached_boundaries_and_kept_activations(arch, setup):
+    model, x, part = setup(arch)
     budget = _tightest_budget(model, part, x[:1])
     grads: list[int] = []
     held: dict = {}
@@ -82,8 +74,8 @@ def test_the_budget_covers_cached_boundaries_and_kept_activations(arch):
     assert len(plan_passes(model, part.param_names, S, budget)) < len(grads)
 
 
-def test_pass_plan_covers_each_owned_parameter_once_in_forward_order():
-    model, _, part = _setup("switch")
+def test_pass_plan_covers_each_owned_parameter_once_in_forward_order(setup):
+    model, _, part = setup("switch")
     passes = plan_passes(model, part.param_names, S, _one_layer_budget(model, part))
     names = [n for p in passes for n in p.names]
     order = [n for n, _ in model.named_parameters() if n in set(part.param_names)]
@@ -91,8 +83,8 @@ def test_pass_plan_covers_each_owned_parameter_once_in_forward_order():
     assert plan_passes(model, part.param_names, S, None)[0].names == tuple(order)
 
 
-def test_impossible_budget_names_the_layer_its_size_and_the_budget():
-    model, _, part = _setup("bert")
+def test_impossible_budget_names_the_layer_its_size_and_the_budget(setup):
+    model, _, part = setup("bert")
     with pytest.raises(NtkBudgetError, match=r"layer '.*' alone needs .* GB .* owned parameters x S=6 .* budget of 1e-09 GB"):
         plan_passes(model, part.param_names, S, 1e-9)
 

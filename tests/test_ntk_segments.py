@@ -10,24 +10,19 @@ import pytest
 import torch
 
 from mat import ntk
-from mat.models import build_model, build_partition
 from mat.ntk_stages import Stage, context_of, plan_segments, stages_of
 
 S, T = 6, 11
-KINDS = {"bert": ["head"], "switch": ["head", "expert"], "vgg16": ["filter"]}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _setup(arch):
-    torch.manual_seed(0)
-    if arch == "vgg16":
-        model = build_model({"arch": arch, "size": "micro"})
-        x = torch.randn(S, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    else:
-        cfg = {"arch": arch, "size": "micro", "vocab_size": 31}
-        model = build_model({**cfg, "capacity_factor": 1.0} if arch == "switch" else cfg)
-        x = torch.randint(0, 31, (S, T), generator=torch.Generator().manual_seed(1))
-    return model.eval(), x, build_partition(model, KINDS[arch])
+@pytest.fixture
+def setup(micro_model):
+    def make(arch):
+        model, x, part = micro_model(arch, S, T)
+        return model.eval(), x, part
+
+    return make
 
 
 def _stage_of(stages, name: str) -> int:
@@ -46,8 +41,8 @@ def _one_layer_groups(model, part) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("arch", ["bert", "switch", "vgg16"])
-def test_stages_compose_to_the_forward(arch):
-    model, x, _ = _setup(arch)
+def test_stages_compose_to_the_forward(arch, setup):
+    model, x, _ = setup(arch)
     h, ctx = x, context_of(model, x)
     for st in stages_of(model):
         h = st.run(h, ctx)
@@ -55,8 +50,8 @@ def test_stages_compose_to_the_forward(arch):
 
 
 @pytest.mark.parametrize("arch", ["bert", "switch", "vgg16"])
-def test_each_pass_runs_only_its_own_stages(arch):
-    model, x, part = _setup(arch)
+def test_each_pass_runs_only_its_own_stages(arch, setup):
+    model, x, part = setup(arch)
     stages = stages_of(model)
     groups = _one_layer_groups(model, part)
     assert len(groups) >= 4
@@ -91,8 +86,8 @@ def test_each_pass_runs_only_its_own_stages(arch):
     assert sorted(runs) == list(range(los[0], n))
 
 
-def test_a_model_without_stages_takes_the_full_path_with_the_same_grams():
-    model, x, part = _setup("bert")
+def test_a_model_without_stages_takes_the_full_path_with_the_same_grams(setup):
+    model, x, part = setup("bert")
     groups = _one_layer_groups(model, part)
     spans = ntk._spans(part)
 
@@ -123,8 +118,8 @@ def test_a_model_without_stages_takes_the_full_path_with_the_same_grams():
 
 
 @pytest.mark.parametrize("arch", ["bert", "switch"])
-def test_cached_boundaries_hold_at_most_one_hidden_state_per_pass(arch):
-    model, x, part = _setup(arch)
+def test_cached_boundaries_hold_at_most_one_hidden_state_per_pass(arch, setup):
+    model, x, part = setup(arch)
     groups = _one_layer_groups(model, part)
     held: dict[str, int] = {}
     for _ in ntk.pass_gradients(model, x, groups, chunk_size=4, held=held):
@@ -135,8 +130,8 @@ def test_cached_boundaries_hold_at_most_one_hidden_state_per_pass(arch):
     assert 0 < held["boundary_bytes"] <= (len(starts) + 2) * hidden
 
 
-def test_passes_out_of_forward_order_are_not_segmented():
-    model, _, part = _setup("bert")
+def test_passes_out_of_forward_order_are_not_segmented(setup):
+    model, _, part = setup("bert")
     stages = stages_of(model)
     groups = _one_layer_groups(model, part)
     owners = {n: [n.rpartition(".")[0]] for g in groups for n in g}
