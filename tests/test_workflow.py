@@ -62,3 +62,13 @@ def test_dvc_commands_end_with_config_pairs():
         cmd = (stage.get("do") or stage)["cmd"]
         after = cmd.split("--config", 1)[1].split()
         assert after and all("=" in word for word in after), f"stage {name}: words after --config: {after}"
+
+
+def test_smoke_target_passes_its_options_quoted():
+    out = _snakemake("-n", "-p", "--config", "profile=small", "smoke=true", "smoke_options=--samples 8 --reduce train.eval_batch_size=8 --resume",
+                     "--forcerun", "smoke")
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout + out.stderr
+    assert "results/small/smoke.csv" in text and "rule train:" not in text  # the smoke table only
+    assert "python -m mat smoke --profile small" in text
+    assert "--samples 8 --reduce train.eval_batch_size=8 --resume" in text
