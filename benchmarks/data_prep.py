@@ -27,17 +27,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from mat.bench import child as child_process
 
 WT103_TRAIN_WORDS = 103_227_021
 WT103_EVAL_WORDS = {"valid": 217_646, "test": 245_569}
@@ -159,9 +159,9 @@ def _stage_images(folder: str) -> dict:
 
 def _child(args: argparse.Namespace) -> int:
     if args.stage == "text":
-        print(json.dumps(_stage_text(args.folder, args.vocab_size, args.seq_len)))
+        child_process.report(_stage_text(args.folder, args.vocab_size, args.seq_len))
     else:
-        print(json.dumps(_stage_images(args.folder)))
+        child_process.report(_stage_images(args.folder))
     return 0
 
 
@@ -169,11 +169,6 @@ def _machine() -> str:
     import torch
 
     return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical cores), torch {torch.__version__}"
-
-
-def _run_child(*extra: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *extra], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             write_corpus(Path(tmp) / "wt", words, int(WT103_VOCAB * f ** 0.5))
             gen_s = time.perf_counter() - t0
-            r = _run_child("--stage", "text", "--folder", str(Path(tmp) / "wt"),
+            r = child_process.run(__file__, "--stage", "text", "--folder", str(Path(tmp) / "wt"),
                            "--vocab-size", str(args.vocab_size), "--seq-len", str(args.seq_len))
             note = f"generated corpus ({gen_s:.0f} s to write, not counted), vocab {r['vocab']}, {r['sequences']} train sequences of {args.seq_len}"
             for stage, s, cpu, peak in (
@@ -213,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                              "extrapolated_peak_rss_gb": round(r["base"] + (peak - r["base"]) / f, 2) if f < 1 else "",
                              "machine": machine, "notes": note + ("; extrapolated linearly to f = 1 (an estimate, not measured)" if f < 1 else "")})
         if "images" in kinds:
-            r = _run_child("--stage", "images", "--folder", tmp)
+            r = child_process.run(__file__, "--stage", "images", "--folder", tmp)
             for stage, s in (("write archive (generated, not counted in prep)", r["generate_seconds"]),
                              ("mat data get cifar10 --source archive", r["get_seconds"]),
                              ("load_images", r["load_seconds"])):

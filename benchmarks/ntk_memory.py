@@ -50,9 +50,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -62,9 +59,9 @@ import torch
 from mat.models import build_model, build_partition
 from mat.ntk_budget import GB
 from mat.atomic import write_csv_atomic
+from mat.bench import child as child_process
 from mat.bench import fit
 from mat.bench.memory import Peak, rss_bytes
-from mat.provenance import hardware
 
 MODELS = {
     "bert-base": ({"arch": "bert", "size": "base", "vocab_size": 30522}, ["head"]),
@@ -103,7 +100,7 @@ def child(args) -> None:
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
     peak = meter.read()
-    print(json.dumps({"peak": peak, "base": base, "seconds": seconds, "passes": len(held), "pass": max(held)}))
+    child_process.report({"peak": peak, "base": base, "seconds": seconds, "passes": len(held), "pass": max(held)})
 
 
 def plan(model_name: str, s: int, budget: float | None, seq: int) -> tuple[int, int, int]:
@@ -142,12 +139,9 @@ def gflops(model_name: str, s: int, seq: int, chunk: int, budget: float | None) 
 
 
 def measure(model: str, s: int, path: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--model", model, "--s", str(s), "--path", path,
-           "--seq", str(args.seq), "--chunk", str(args.chunk), "--threads", str(args.threads),
-           "--budget", str(args.budget), "--device", args.device]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return child_process.run(__file__, "--model", model, "--s", str(s), "--path", path, "--seq", str(args.seq),
+                             "--chunk", str(args.chunk), "--threads", str(args.threads), "--budget", str(args.budget),
+                             "--device", args.device, threads=args.threads)
 
 
 def _previous(args) -> dict:
@@ -253,17 +247,13 @@ def main(argv=None) -> int:
     p.add_argument("--keep-measured", action="store_true",
                    help="take measured rows already in --out instead of running them again (extrapolations are redone)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ntk_memory.csv")
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--model", help=argparse.SUPPRESS)
-    p.add_argument("--s", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--path", help=argparse.SUPPRESS)
+    child_process.add_arguments(p, "--model", "--s", "--path")
     args = p.parse_args(argv)
     if args.child:
+        args.s = int(args.s)
         child(args)
         return 0
-    hw = hardware(torch.device(args.device))
-    common = {"threads": args.threads, "chunk": args.chunk, "device": args.device, "cpu": hw["cpu"],
-              "gpu": hw["gpu"] or "", "torch": torch.__version__}
+    common = {"chunk": args.chunk, **child_process.machine_columns(args.device, args.threads)}
     rows = [r for m in args.models for r in rows_for(m, args, common)]
     rows = _write(args, rows)
     print(markdown(rows))
