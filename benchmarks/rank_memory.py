@@ -5,8 +5,8 @@ all S inputs in one call (`ntk.memory_gb: null`) vs chunks of inputs within the 
 of its inputs (`attention_probs`, [layers, S, heads, T, T]) and takes their singular values in
 float64. In one call that grows as S x heads x T^2: the smoke run of `paper` saw 8.2 GB at S = 4
 before the mNTK's budget applied to it. With `ntk.memory_gb` the inputs go in chunks that fit
-(`samples_per_chunk`: every head's matrix at 20 bytes per entry, float32 + its float64 copy +
-LAPACK's copy).
+(`samples_per_chunk`: every head's matrix at `BYTES_PER_ENTRY`, 24 bytes per entry: float32, its
+float64 copy, LAPACK's copy and the forward's scores).
 
 The models, sequence length, S and budget are the `paper` profile's run configs of the
 experiments that log the ranks of heads (`--experiments`, default table1 BERT-base, table2 Switch,

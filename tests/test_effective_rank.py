@@ -67,7 +67,7 @@ def test_a_budget_chunks_the_inputs_and_keeps_the_average(arch, monkeypatch, mic
     whole = head_effective_rank(model, x)
     per_sample = probs_bytes_per_sample(model, 8)
     # the count is every head's T x T matrix: the model's own attention probabilities say how many
-    assert per_sample == model.attention_probs(x[:1]).numel() * 20
+    assert per_sample == model.attention_probs(x[:1]).numel() * 24
     calls = []
     probs = model.attention_probs
     monkeypatch.setattr(model, "attention_probs", lambda inp: calls.append(inp.shape[0]) or probs(inp))
@@ -87,9 +87,9 @@ def test_a_budget_below_one_input_is_a_config_error(run_config):
     from mat.train import load_run_config
     from mat.train.run_config import ConfigError
 
-    # micro BERT at seq 32: 2 layers x 2 heads x 32^2 entries x 20 bytes = 81,920 bytes per input
-    cfg = run_config("bert", ntk={"samples": 4, "top_k": 4, "memory_gb": 8.0e-5})
-    with pytest.raises(ConfigError, match=r"ntk\.memory_gb: one input's attention matrices .* effective rank need 8\.19e-05 GB"):
+    # micro BERT at seq 32: 2 layers x 2 heads x 32^2 entries x 24 bytes = 98,304 bytes per input
+    cfg = run_config("bert", ntk={"samples": 4, "top_k": 4, "memory_gb": 9.0e-5})
+    with pytest.raises(ConfigError, match=r"ntk\.memory_gb: one input's attention matrices .* effective rank need 9\.83e-05 GB"):
         load_run_config(cfg)
     cfg["ntk"]["effective_rank"] = False  # without the ranks the budget is the mNTK's alone
     with pytest.raises(ConfigError) as err:

@@ -27,9 +27,11 @@ def effective_rank(matrices: torch.Tensor) -> torch.Tensor:
     return torch.where(total.squeeze(-1) > 0, entropy.exp(), torch.zeros_like(entropy))
 
 
-# Bytes per attention-matrix entry while ranking: the float32 probabilities, their float64 copy
-# and the copy LAPACK's SVD works on (batched svdvals factorises one matrix at a time).
-BYTES_PER_ENTRY = 4 + 8 + 8
+# Bytes per attention-matrix entry while ranking: the float32 probabilities, their float64 copy,
+# the copy LAPACK's SVD works on (batched svdvals factorises one matrix at a time), and 4 for what
+# else the forward holds per entry while forming them (scores before the softmax): at 20 bytes the
+# measured growth was up to 25% over the count (benchmarks/results/rank_memory.csv, BERT-base).
+BYTES_PER_ENTRY = 4 + 8 + 8 + 4
 
 
 def probs_bytes_per_sample(model: torch.nn.Module, seq_len: int) -> int:
