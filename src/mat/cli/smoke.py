@@ -13,8 +13,9 @@ Reductions for a small machine are explicit and recorded in the outputs:
   --eval-batches B     evaluation batches per split (default 2)
   --experiments a,b    only these experiments;  --methods a,b  only these methods
 A smoke of a large profile on a small machine can take hours: --resume keeps the ok rows of the
-existing table whose run, steps and reductions match, and runs only the others (a stopped smoke
-goes on where it stopped; a table can be completed in parts, e.g. --experiments first).
+existing table whose run, steps and reductions match, runs only the asked-for runs without one,
+and lists every run of the profile that has a row (a stopped smoke goes on where it stopped; a
+table can be completed in parts, --experiments a few at a time).
 Exit status: 0 every run ok with every column filled, 1 otherwise (each problem on stderr), 2 a bad
 profile or option.
 """
@@ -74,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
         prof = profiles.load_profile(args.profile, args.profile_dir)
         out = Path(args.out or f"results/{args.profile}/smoke")
         csv_path = Path(args.csv or f"results/{args.profile}/smoke.csv")
-        runs = plan.plan(prof, out, args.steps, args.eval_batches, _list(args.experiments), _list(args.methods),
-                         _reductions(args))
+        reduce = _reductions(args)
+        runs = plan.plan(prof, out, args.steps, args.eval_batches, _list(args.experiments), _list(args.methods), reduce)
+        # --resume: the table is every run of the profile with a row, kept or new (a table completed in parts)
+        table = plan.plan(prof, out, args.steps, args.eval_batches, reduce=reduce, data=False) if args.resume else runs
     except (profiles.ProfileError, ValueError) as exc:
         print(f"python -m mat smoke: {exc}", file=sys.stderr)
         return 2
@@ -83,19 +86,19 @@ def run(args: argparse.Namespace) -> int:
         print("python -m mat smoke: no run matches --experiments/--methods", file=sys.stderr)
         return 2
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    kept = report.matching_rows(csv_path, runs) if args.resume else {}
+    kept = report.matching_rows(csv_path, table) if args.resume else {}
     todo = [r for r in runs if report.key(r) not in kept]
     loads: list[float] = []
 
-    def header() -> list[str]:
+    def header(listed: list[SmokeRun]) -> list[str]:
         load = f"; 1-minute load average after each run {min(loads):.1f}-{max(loads):.1f}" if loads else ""
         return [
-            f"{len(runs)} runs (seed {', '.join(sorted({str(r.seed) for r in runs}))} of each experiment x method asked for), "
+            f"{len(listed)} runs (seed {', '.join(sorted({str(r.seed) for r in listed}))} of each experiment x method listed), "
             f"{args.steps} steps each, one evaluation over {args.eval_batches} batch(es) per split, a checkpoint at step "
             f"{args.steps - 1} and a resume from it",
             f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s){load}; "
             f"date {datetime.date.today().isoformat()}; command `python -m mat smoke {' '.join(sys.argv[2:]) or '--profile ' + args.profile}`",
-            "reduced from the profile: " + ("; ".join(sorted({x for r in runs for x in r.reduced})) or "nothing"),
+            "reduced from the profile: " + ("; ".join(sorted({x for r in listed for x in r.reduced})) or "nothing"),
             *([f"{len(kept)} of the rows kept from the table's earlier runs of the same runs, steps and reductions "
                f"(--resume; their device and load as measured then)"] if kept else []),
         ]
@@ -107,10 +110,10 @@ def run(args: argparse.Namespace) -> int:
         if load_avg() is not None and done:
             loads.append(load_avg())
         fresh = {report.key(r): report.row(r, res) for r, res in zip(done, results)}
-        listed = [r for r in runs if report.key(r) in kept or report.key(r) in fresh]
-        rows[:] = [kept.get(report.key(r)) or fresh[report.key(r)] for r in listed]
+        listed = [r for r in table if report.key(r) in kept or report.key(r) in fresh]
+        rows[:] = [fresh.get(report.key(r)) or kept[report.key(r)] for r in listed]
         report.write_csv(csv_path, rows)
-        report.write_markdown(csv_path.with_suffix(".md"), report.markdown(prof, listed, rows, header()))
+        report.write_markdown(csv_path.with_suffix(".md"), report.markdown(prof, listed, rows, header(listed)))
 
     if kept:
         say(f"python -m mat smoke: --resume keeps {len(kept)} ok row(s) of {csv_path}; {len(todo)} run(s) to go")

@@ -124,9 +124,10 @@ def choose_data(cfg: dict, standin_root: Path, request=None) -> tuple[dict, str,
 
 
 def plan(profile: dict, out: Path, steps: int = 3, eval_batches: int = 2, experiments: list[str] | None = None,
-         methods: list[str] | None = None, reduce: dict[str, Any] | None = None) -> list[SmokeRun]:
+         methods: list[str] | None = None, reduce: dict[str, Any] | None = None, data: bool = True) -> list[SmokeRun]:
     """The smoke runs of a profile, in the profile's order. `reduce`: KEY.PATH -> value applied to
-    every smoke config (e.g. {"ntk.samples": 8}); each change from the profile is recorded."""
+    every smoke config (e.g. {"ntk.samples": 8}); each change from the profile is recorded.
+    `data=False` leaves the data unchosen (nothing generated; for listing runs, not running them)."""
     from mat.data import request as data_request
     from mat.train.run_config import apply_overrides
 
@@ -149,8 +150,8 @@ def plan(profile: dict, out: Path, steps: int = 3, eval_batches: int = 2, experi
                     cfg = apply_overrides(cfg, [f"{key}={value}"])
                     reduced.append(f"{key} {before}->{value}")
             ds = exp["run"].get("data", {}).get("dataset")
-            cfg, data, pad = choose_data(cfg, out / "data", requests.get(ds))
-            runs.append(SmokeRun(exp_name, method, seed, full, cfg, data, pad, reduced))
+            cfg, used, pad = choose_data(cfg, out / "data", requests.get(ds)) if data else (cfg, "", None)
+            runs.append(SmokeRun(exp_name, method, seed, full, cfg, used, pad, reduced))
     return runs
 
 

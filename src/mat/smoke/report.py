@@ -172,7 +172,7 @@ def markdown(profile: dict, runs: list[SmokeRun], rows: list[dict], header: list
     if all(t["projected_hours"] is not None for t in tot):
         total = sum(t["projected_hours"] for t in tot)
         lines.append(f"| **all** | {sum(t['runs'] for t in tot)} | **{total:.1f}** |")
-    data = sorted({r.data for r in runs})
+    data = sorted({r["data"] for r in rows})
     lines += ["", "Data used: " + "; ".join(data) + "."]
     lines += ["", "Projected = steps x step time (median after the first) + evaluations x batches x time per batch"
               " + measurement epochs x mNTK time (x S_full/S_smoke if S was reduced) + checkpoints x checkpoint time"
