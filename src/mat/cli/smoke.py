@@ -68,6 +68,7 @@ def _reductions(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from mat import profiles
     from mat.bench.harness import load_avg
+    from mat.provenance import cpu_name
     from mat.smoke import plan, report, runner
     from mat.smoke.plan import SmokeRun
 
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(listed)} runs (seed {', '.join(sorted({str(r.seed) for r in listed}))} of each experiment x method listed), "
             f"{args.steps} steps each, one evaluation over {args.eval_batches} batch(es) per split, a checkpoint at step "
             f"{args.steps - 1} and a resume from it",
-            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s){load}; "
+            f"machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} CPU(s){load}; "
             f"date {datetime.date.today().isoformat()}; command `python -m mat smoke {' '.join(sys.argv[2:]) or '--profile ' + args.profile}`",
             "reduced from the profile: " + ("; ".join(sorted({x for r in listed for x in r.reduced})) or "nothing"),
             *([f"{len(kept)} of the rows kept from the table's earlier runs of the same runs, steps and reductions "
