@@ -239,3 +239,28 @@ def test_a_reduced_batch_size_scales_its_time_in_the_projection(profile_dir):
     assert hours[()] == pytest.approx(steps + evals, rel=1e-3)
     assert hours[("train.eval_batch_size",)] == pytest.approx(steps + 2 * evals, rel=1e-3)  # 16 -> 8: x2
     assert hours[("train.batch_size",)] == pytest.approx(2 * steps + evals, rel=1e-3)  # 8 -> 4: x2
+
+
+def test_the_first_trainer_is_freed_before_the_resume(profile_dir, tmp_path, monkeypatch):
+    """The resume's peak memory is the second trainer's: the first (model, optimizer state) is gone."""
+    import weakref
+
+    from mat.smoke import worker
+    from mat.train import loop
+
+    prof = _profile(profile_dir)
+    (run,) = plan.plan(prof, tmp_path / "smoke", experiments=["lm"], methods=["vanilla"])
+    made: list[weakref.ref] = []
+    alive_at_second: list[bool] = []
+
+    class Recording(loop.Trainer):
+        def __init__(self, *a, **k):
+            if made:
+                alive_at_second.append(made[0]() is not None)
+            super().__init__(*a, **k)
+            made.append(weakref.ref(self))
+
+    monkeypatch.setattr(loop, "Trainer", Recording)
+    result = worker.smoke_one(run.config, tmp_path / "run")
+    assert result["checkpoint_step"] == 2 and len(made) == 2
+    assert alive_at_second == [False]

@@ -18,6 +18,7 @@ The result JSON is written (atomically) in every case; status "ok", "out of memo
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -152,7 +153,12 @@ def smoke_one(cfg: dict, out: Path, pad_vocab: int | None = None) -> dict:
         raise RuntimeError(f"smoke: the run finished without the checkpoint at step {steps - 1}")
     except RunInterrupted as exc:
         result["checkpoint_step"] = exc.step
+    # The probe's hooks close over the first trainer's methods (a reference cycle): collect it now, so
+    # the resume's peak memory is the second trainer's alone, as a resume in a fresh process would be.
     del first
+    gc.collect()
+    if probe.device.type == "cuda":
+        torch.cuda.empty_cache()
     second = Trainer(cfg, out)
     probe.attach(second, interrupt=False)
     summary = second.run()
