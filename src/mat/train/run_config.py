@@ -245,6 +245,7 @@ def _rank_budget_checks(cfg: dict, model, sample) -> list[str]:
     """The heads' effective ranks (`ntk.effective_rank`, taken when a measured partition has heads)
     go through in chunks of inputs within `ntk.memory_gb`; one input's attention matrices must fit."""
     from mat.effective_rank import probs_bytes_per_sample
+    from mat.ntk_budget import budget_bytes
 
     ncfg = cfg["ntk"]
     kinds = set(cfg["partition"]) | set(ncfg["log_kinds"])
@@ -253,7 +254,7 @@ def _rank_budget_checks(cfg: dict, model, sample) -> list[str]:
     if not hasattr(model, "attention_layout"):
         return []
     need = probs_bytes_per_sample(model, int(sample.shape[1]))
-    if need <= ncfg["memory_gb"] * 1e9:
+    if need <= budget_bytes(ncfg["memory_gb"]):
         return []
     return [f"ntk.memory_gb: one input's attention matrices for the heads' effective rank need {need / 1e9:.3g} GB "
             f"(seq_len {int(sample.shape[1])}), over the budget of {ncfg['memory_gb']:g} GB; raise ntk.memory_gb, "
