@@ -223,6 +223,19 @@ def test_reduce_records_the_change_and_resume_keeps_matching_rows(profile_dir, t
     assert lm == rows[0] and lm["reduced"] == ""
     assert again["reduced"] == "" and again["wall_seconds"] != first["wall_seconds"]
     assert main(common + ["--reduce", "no-equals-sign"]) == 2
+    # a failed row stays in the table (and the exit status says so) until its run is asked for again
+    rows = list(csv.DictReader(open(table)))
+    rows[1].update(status="out of memory", message="killed (test)", projected_hours="", step_seconds="")
+    with open(table, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=report.COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    assert main(common[:-2] + ["--experiments", "lm", "--resume"]) == 1  # lm kept; img's failure listed
+    listed = list(csv.DictReader(open(table)))
+    assert [(r["experiment"], r["status"]) for r in listed] == [("lm", "ok"), ("img", "out of memory")]
+    assert listed[0] == rows[0]
+    assert main(common[:-2] + ["--experiments", "img", "--resume"]) == 0  # asked for: run again
+    assert [r["status"] for r in csv.DictReader(open(table))] == ["ok", "ok"]
 
 
 def test_a_reduced_batch_size_scales_its_time_in_the_projection(profile_dir):

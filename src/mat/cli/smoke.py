@@ -12,10 +12,10 @@ Reductions for a small machine are explicit and recorded in the outputs:
   --reduce KEY=VALUE   any other run-config key (repeatable), e.g. train.eval_batch_size=8
   --eval-batches B     evaluation batches per split (default 2)
   --experiments a,b    only these experiments;  --methods a,b  only these methods
-A smoke of a large profile on a small machine can take hours: --resume keeps the ok rows of the
-existing table whose run, steps and reductions match, runs only the asked-for runs without one,
-and lists every run of the profile that has a row (a stopped smoke goes on where it stopped; a
-table can be completed in parts, --experiments a few at a time).
+A smoke of a large profile on a small machine can take hours: --resume keeps the rows of the
+existing table whose run, steps and reductions match, runs only the asked-for runs without an ok
+row, and lists every run of the profile that has a row, failures included (a stopped smoke goes on
+where it stopped; a table can be completed in parts, --experiments a few at a time).
 Exit status: 0 every run ok with every column filled, 1 otherwise (each problem on stderr), 2 a bad
 profile or option.
 """
@@ -87,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
         print("python -m mat smoke: no run matches --experiments/--methods", file=sys.stderr)
         return 2
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    kept = report.matching_rows(csv_path, table) if args.resume else {}
-    todo = [r for r in runs if report.key(r) not in kept]
+    previous = report.matching_rows(csv_path, table) if args.resume else {}
+    todo = [r for r in runs if previous.get(report.key(r), {}).get("status") != "ok"]  # no row, or not ok
+    kept = {k: row for k, row in previous.items() if k not in {report.key(r) for r in todo}}
     loads: list[float] = []
 
     def header(listed: list[SmokeRun]) -> list[str]:
@@ -101,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
             f"date {datetime.date.today().isoformat()}; command `python -m mat smoke {' '.join(sys.argv[2:]) or '--profile ' + args.profile}`",
             "reduced from the profile: " + ("; ".join(sorted({x for r in listed for x in r.reduced})) or "nothing"),
             *([f"{len(kept)} of the rows kept from the table's earlier runs of the same runs, steps and reductions "
-               f"(--resume; their device and load as measured then)"] if kept else []),
+               f"(--resume; their device and load as measured then; a run not ok is run again when asked for)"]
+              if kept else []),
         ]
 
     rows: list[dict] = []
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         report.write_markdown(csv_path.with_suffix(".md"), report.markdown(prof, listed, rows, header(listed)))
 
     if kept:
-        say(f"python -m mat smoke: --resume keeps {len(kept)} ok row(s) of {csv_path}; {len(todo)} run(s) to go")
+        say(f"python -m mat smoke: --resume keeps {len(kept)} row(s) of {csv_path}; {len(todo)} run(s) to go")
         publish([], [])
     runner.run_all(todo, out, args.timeout, args.keep, say, on_result=publish)
     bad = report.problems(rows)

@@ -125,20 +125,21 @@ def key(run_or_row: SmokeRun | dict) -> tuple[str, str, str, str, str]:
 
 
 def matching_rows(path: Path, runs: list[SmokeRun]) -> dict[tuple, dict]:
-    """The ok rows of an existing table (`path`, if any) that stand for one of `runs`, by `key`,
-    with their numbers read back as numbers."""
+    """The rows of an existing table (`path`, if any) that stand for one of `runs`, by `key`, ok or
+    not (a failure stays in the table until its run is done again), with their numbers read back
+    as numbers."""
     if not path.is_file():
         return {}
     wanted = {key(r) for r in runs}
     out = {}
     with open(path, newline="") as fh:
         for r in csv.DictReader(fh):
-            if r.get("status") != "ok" or key(r) not in wanted or set(r) != set(COLUMNS):
+            if key(r) not in wanted or set(r) != set(COLUMNS):
                 continue
             for c in INTEGERS:
-                r[c] = int(r[c])
+                r[c] = int(r[c]) if r[c] != "" else ""
             for c in FLOATS:
-                r[c] = float(r[c])
+                r[c] = float(r[c]) if r[c] != "" else ""
             out[key(r)] = r
     return out
 
