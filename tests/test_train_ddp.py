@@ -214,7 +214,9 @@ def test_two_processes_within_a_forcing_mntk_budget_measure_what_one_pass_does(r
     budget = max(4 * 5 * (sum(v) + GATHER_COPIES * max(v)) for v in layers.values()) / 1e9  # S = 5
     assert len(passes(model, build_partition(model, ["head"]), 5, budget, copies=GATHER_COPIES)) > 1
     cfg2 = _config(run_config, MAT, gpus=2)
-    cfg2 = load_run_config({**cfg2, "ntk": {**cfg2["ntk"], "memory_gb": budget}})
+    # the forcing budget is below one input's attention matrices, which the heads' effective rank
+    # (logging, not compared here) refuses before training: the ranks are off for this run
+    cfg2 = load_run_config({**cfg2, "ntk": {**cfg2["ntk"], "memory_gb": budget, "effective_rank": False}})
     assert _forked(cfg2, tmp_path / "two") == [0, 0]
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "one" / "modules.csv"), pd.read_csv(tmp_path / "two" / "modules.csv"), check_exact=True
