@@ -113,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
         if load_avg() is not None and done:
             loads.append(load_avg())
         fresh = {report.key(r): report.row(r, res) for r, res in zip(done, results)}
-        listed = [r for r in table if report.key(r) in kept or report.key(r) in fresh]
-        rows[:] = [fresh.get(report.key(r)) or kept[report.key(r)] for r in listed]
+        # a run asked for again keeps its earlier row (a failure) until its new one is in
+        listed = [r for r in table if report.key(r) in previous or report.key(r) in fresh]
+        rows[:] = [fresh.get(report.key(r)) or previous[report.key(r)] for r in listed]
         report.write_csv(csv_path, rows)
         report.write_markdown(csv_path.with_suffix(".md"), report.markdown(prof, listed, rows, header(listed)))
 
