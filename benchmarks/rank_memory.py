@@ -49,7 +49,7 @@ PATHS = ("one call", "budgeted")
 def run_setup(experiment: str) -> tuple[dict, int, int, float | None]:
     """(model config with vocabulary, seq_len, S, ntk.memory_gb) of the paper profile's MAT run."""
     profile = profiles.load_profile("paper")
-    method = next(iter(m for m in profile["experiments"][experiment]["methods"] if m.startswith("mat")))
+    method = next(m for m in profile["experiments"][experiment]["methods"] if m.startswith("mat"))
     cfg = profiles.run_config(profile, experiment, method, 0)
     cfg = validate(cfg, f"paper profile, {experiment}/{method}", model_checks=False)  # defaults filled
     model = {**cfg["model"], "vocab_size": cfg["data"]["vocab_size"]}
