@@ -261,6 +261,25 @@ def test_a_reduced_batch_size_scales_its_time_in_the_projection(profile_dir):
     assert hours[("train.batch_size",)] == pytest.approx(2 * steps + evals, rel=1e-3)  # 8 -> 4: x2
 
 
+def test_a_reduction_scoped_to_one_experiment_changes_only_its_runs(profile_dir):
+    """EXPERIMENT:KEY=VALUE (a model that fits only at a smaller batch) reduces that experiment's runs,
+    is recorded on them alone and named with its experiment in the header; an unknown experiment is
+    refused before anything runs."""
+    prof = _profile(profile_dir)
+    runs = plan.plan(prof, Path("smoke"), methods=["vanilla"], data=False,
+                     reduce={"ntk.samples": 2, "lm:train.batch_size": 4})
+    by = {r.experiment: r for r in runs}
+    assert set(by) == {"lm", "img"}
+    assert by["lm"].config["train"]["batch_size"] == 4 and "train.batch_size 8->4" in by["lm"].reduced
+    assert by["img"].config["train"]["batch_size"] == by["img"].full["train"]["batch_size"]
+    assert not any(x.startswith("train.batch_size") for x in by["img"].reduced)
+    assert all(r.config["ntk"]["samples"] == 2 for r in runs)
+    text = report.reductions(runs)
+    assert "train.batch_size 8->4 (lm)" in text and "(img" not in text
+    with pytest.raises(ValueError, match="no experiment 'nope'"):
+        plan.plan(prof, Path("smoke"), reduce={"nope:train.batch_size": 4}, data=False)
+
+
 def test_the_first_trainer_is_freed_before_the_resume(profile_dir, tmp_path, monkeypatch):
     """The resume's peak memory is the second trainer's: the first (model, optimizer state) is gone."""
     import weakref

@@ -10,6 +10,8 @@ table); the runs themselves (logs, results) go to --out, which no table reads.
 Reductions for a small machine are explicit and recorded in the outputs:
   --samples S          mNTK samples (ntk.samples) instead of the profile's
   --reduce KEY=VALUE   any other run-config key (repeatable), e.g. train.eval_batch_size=8
+  --reduce EXPERIMENT:KEY=VALUE   the same for one experiment's runs, e.g.
+                       table7_large:train.batch_size=4 (a model that fits only at a smaller batch)
   --eval-batches B     evaluation batches per split (default 2)
   --experiments a,b    only these experiments;  --methods a,b  only these methods
 A smoke of a large profile on a small machine can take hours: --resume keeps the rows of the
@@ -39,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-batches", type=int, default=2, help="evaluation batches per split (default 2)")
     parser.add_argument("--samples", type=int, help="REDUCE: ntk.samples (S) of every run, recorded as a reduction")
     parser.add_argument("--reduce", action="append", default=[], metavar="KEY=VALUE",
-                        help="REDUCE: a run-config key of every run (repeatable), recorded as a reduction")
+                        help="REDUCE: a run-config key of every run, or of one experiment's as "
+                             "EXPERIMENT:KEY=VALUE (repeatable), recorded as a reduction")
     parser.add_argument("--resume", action="store_true",
                         help="keep the ok rows of the existing table that match (run, steps, reductions); run the rest")
     parser.add_argument("--experiments", help="comma-separated experiments (default: all)")
@@ -60,7 +63,7 @@ def _reductions(args: argparse.Namespace) -> dict:
     for item in args.reduce:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise ValueError(f"--reduce {item!r}: expected KEY.PATH=VALUE, e.g. train.eval_batch_size=8")
+            raise ValueError(f"--reduce {item!r}: expected [EXPERIMENT:]KEY.PATH=VALUE, e.g. train.eval_batch_size=8")
         reduce[key.strip()] = yaml.safe_load(value)
     return reduce
 
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.steps - 1} and a resume from it",
             f"machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} CPU(s){load}; "
             f"date {datetime.date.today().isoformat()}; command `python -m mat smoke {' '.join(sys.argv[2:]) or '--profile ' + args.profile}`",
-            "reduced from the profile: " + ("; ".join(sorted({x for r in listed for x in r.reduced})) or "nothing"),
+            "reduced from the profile: " + (report.reductions(listed) or "nothing"),
             *([f"{len(kept)} of the rows kept from the table's earlier runs of the same runs, steps and reductions "
                f"(--resume; their device and load as measured then; a run not ok is run again when asked for)"]
               if kept else []),

@@ -12,7 +12,8 @@ A smoke run config is the profile's run config (mat.profiles.run_config) with on
 - data: the prepared dataset under data/ when it verifies, else a generated stand-in (tiny-text in
   WikiText's layout, tiny-images in CIFAR-10's archive format) at the same sequence length and image
   shape, with the model's vocabulary kept at the profile's size (`pad_vocab`);
-- `reduce`: explicit reductions asked on the command line (e.g. ntk.samples for a CPU), recorded.
+- `reduce`: explicit reductions asked on the command line (e.g. ntk.samples for a CPU), of every
+  run or of one experiment's runs, recorded.
 Model sizes, batch size, sequence length, ntk.samples, chunk size and ntk.memory_gb are the profile's.
 """
 
@@ -126,11 +127,18 @@ def choose_data(cfg: dict, standin_root: Path, request=None) -> tuple[dict, str,
 def plan(profile: dict, out: Path, steps: int = 3, eval_batches: int = 2, experiments: list[str] | None = None,
          methods: list[str] | None = None, reduce: dict[str, Any] | None = None, data: bool = True) -> list[SmokeRun]:
     """The smoke runs of a profile, in the profile's order. `reduce`: KEY.PATH -> value applied to
-    every smoke config (e.g. {"ntk.samples": 8}); each change from the profile is recorded.
-    `data=False` leaves the data unchosen (nothing generated; for listing runs, not running them)."""
+    every smoke config (e.g. {"ntk.samples": 8}), or EXPERIMENT:KEY.PATH -> value applied to that
+    experiment's runs only (e.g. {"table7_large:train.batch_size": 4}); each change from the profile
+    is recorded. `data=False` leaves the data unchosen (nothing generated; for listing runs, not
+    running them)."""
     from mat.data import request as data_request
     from mat.train.run_config import apply_overrides
 
+    for key in reduce or {}:
+        scope = key.rpartition(":")[0]
+        if scope and scope not in profile["experiments"]:
+            raise ValueError(f"reduce {key!r}: profile {profile['profile']!r} has no experiment {scope!r} "
+                             f"(it has {', '.join(profile['experiments'])})")
     requests = {ds: data_request.from_profile(f"profile {profile['profile']!r}: datasets.{ds}", entry)
                 for ds, entry in profile["datasets"].items()}
     runs = []
@@ -144,9 +152,10 @@ def plan(profile: dict, out: Path, steps: int = 3, eval_batches: int = 2, experi
             full = profiles.run_config(profile, exp_name, method, seed)
             cfg = smoke_overrides(full, steps, eval_batches)
             reduced = []
-            for key, value in (reduce or {}).items():
+            for scoped, value in (reduce or {}).items():
+                scope, _, key = scoped.rpartition(":")
                 before = config_value(cfg, key)
-                if before != value:
+                if scope in ("", exp_name) and before != value:
                     cfg = apply_overrides(cfg, [f"{key}={value}"])
                     reduced.append(f"{key} {before}->{value}")
             ds = exp["run"].get("data", {}).get("dataset")
