@@ -276,6 +276,9 @@ def test_a_reduction_scoped_to_one_experiment_changes_only_its_runs(profile_dir)
     assert all(r.config["ntk"]["samples"] == 2 for r in runs)
     text = report.reductions(runs)
     assert "train.batch_size 8->4 (lm)" in text and "(img" not in text
+    many = [plan.SmokeRun(e, "vanilla", 0, {}, {}, "", None, ["S 64->4"] if e != "d" else []) for e in "abcd"]
+    assert report.reductions(many) == "S 64->4 (all but d)"
+    assert report.reductions(many[2:]) == "S 64->4 (c)"
     with pytest.raises(ValueError, match="no experiment 'nope'"):
         plan.plan(prof, Path("smoke"), reduce={"nope:train.batch_size": 4}, data=False)
 

@@ -146,14 +146,22 @@ def matching_rows(path: Path, runs: list[SmokeRun]) -> dict[tuple, dict]:
 
 def reductions(runs: list[SmokeRun]) -> str:
     """Every reduction of `runs`, each followed by the experiments it applies to when not all of them
-    (e.g. "ntk.samples 64->4; train.batch_size 8->4 (table7_large)")."""
+    (e.g. "ntk.samples 64->4 (all but spectrum); ntk.samples 256->4 (spectrum); train.batch_size 8->4
+    (table7_large)")."""
     experiments = list(dict.fromkeys(r.experiment for r in runs))
     where: dict[str, list[str]] = {}
     for r in runs:
         for x in r.reduced:
             if r.experiment not in where.setdefault(x, []):
                 where[x].append(r.experiment)
-    return "; ".join(x if where[x] == experiments else f"{x} ({', '.join(where[x])})" for x in sorted(where))
+
+    def scope(exps: list[str]) -> str:
+        if exps == experiments:
+            return ""
+        others = [e for e in experiments if e not in exps]
+        return f" ({'all but ' + ', '.join(others) if len(others) < len(exps) else ', '.join(exps)})"
+
+    return "; ".join(x + scope(where[x]) for x in sorted(where))
 
 
 def _fmt(v, digits=2) -> str:
