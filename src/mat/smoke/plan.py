@@ -134,11 +134,13 @@ def plan(profile: dict, out: Path, steps: int = 3, eval_batches: int = 2, experi
     from mat.data import request as data_request
     from mat.train.run_config import apply_overrides
 
-    for key in reduce or {}:
-        scope = key.rpartition(":")[0]
+    reductions = []  # (experiment or "" for every run, key, value)
+    for scoped, value in (reduce or {}).items():
+        scope, _, key = scoped.rpartition(":")
         if scope and scope not in profile["experiments"]:
-            raise ValueError(f"reduce {key!r}: profile {profile['profile']!r} has no experiment {scope!r} "
+            raise ValueError(f"reduce {scoped!r}: profile {profile['profile']!r} has no experiment {scope!r} "
                              f"(it has {', '.join(profile['experiments'])})")
+        reductions.append((scope, key, value))
     requests = {ds: data_request.from_profile(f"profile {profile['profile']!r}: datasets.{ds}", entry)
                 for ds, entry in profile["datasets"].items()}
     runs = []
@@ -152,8 +154,7 @@ def plan(profile: dict, out: Path, steps: int = 3, eval_batches: int = 2, experi
             full = profiles.run_config(profile, exp_name, method, seed)
             cfg = smoke_overrides(full, steps, eval_batches)
             reduced = []
-            for scoped, value in (reduce or {}).items():
-                scope, _, key = scoped.rpartition(":")
+            for scope, key, value in reductions:
                 before = config_value(cfg, key)
                 if scope in ("", exp_name) and before != value:
                     cfg = apply_overrides(cfg, [f"{key}={value}"])
